@@ -1,0 +1,61 @@
+"""Backend selection for the mixture kernels.
+
+``KERNELS`` maps a backend name to a function with the signature of
+:func:`._mixture_numpy.mixture_terms`. The numba kernels are imported lazily (so importing
+scorebench does not compile anything); when numba is unavailable ``"auto"`` falls back to numpy.
+"""
+
+from __future__ import annotations
+
+from ._mixture_numpy import mixture_terms
+
+__all__ = ["KERNELS", "choose", "torch_terms", "numba_available"]
+
+
+class _Kernels(dict):
+    def __missing__(self, name):
+        if name == "numba":
+            from ._mixture_numba import mixture_terms_numba
+
+            self["numba"] = mixture_terms_numba
+            return mixture_terms_numba
+        raise KeyError(name)
+
+
+KERNELS = _Kernels(numpy=mixture_terms)
+
+# Below this many (point, component) pairs the numpy reference is as fast as a kernel launch.
+_NUMBA_MIN_WORK = 2048
+_numba_ok = None
+
+
+def numba_available() -> bool:
+    """True when the numba kernels import (numba installed and the module compiles)."""
+    global _numba_ok
+    if _numba_ok is None:
+        try:
+            KERNELS["numba"]
+            _numba_ok = True
+        except Exception:  # numba missing or broken: the numpy reference still works
+            _numba_ok = False
+    return _numba_ok
+
+
+def choose(backend: str, n: int, k: int, d: int, want) -> str:
+    """Pick the kernel for a numpy batch of ``n`` points and ``k`` components in ``d`` dims."""
+    if backend == "numpy":
+        return "numpy"
+    if backend == "numba":
+        if not numba_available():
+            raise ValueError("backend: 'numba' was requested but numba is not available")
+        return "numba" if "hessian" not in want and "resp" not in want else "numpy"
+    if "hessian" in want or "resp" in want or n * k < _NUMBA_MIN_WORK:
+        return "numpy"
+    return "numba" if numba_available() else "numpy"
+
+
+def torch_terms(oracle, x, a, s2, want):
+    """Evaluate the mixture terms on a torch tensor (dtype/device kept, differentiable)."""
+    from ._mixture_torch import mixture_terms_torch
+
+    return mixture_terms_torch(oracle, x, a, s2, want)
