@@ -1,0 +1,1 @@
+"""Verification: scenarios, error and order measurement, statistical acceptance, reports, the suite runner."""
