@@ -25,12 +25,19 @@ K d divisions and K exponentials.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp
 
 __all__ = ["mixture_terms", "posterior_terms", "projected_means"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _CHUNK_ELEMS = 1 << 22
+
+
+def _logsumexp_rows(v):
+    """log sum_k exp(v[:, k]) with the row maximum shifted out (rows of -inf give -inf)."""
+    m = v.max(axis=1)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return m + np.log(np.exp(v - m[:, None]).sum(axis=1))
 
 
 def projected_means(means, U):
@@ -87,7 +94,7 @@ def mixture_terms(x, means, U, lam, logw, a, s2, want=("logp", "score")):
         zi = z * inv
         logdet = np.log(var).sum(axis=-1)
         logr = logw[None] - 0.5 * (z * zi).sum(axis=-1) - 0.5 * logdet - 0.5 * d * _LOG_2PI
-        logp = logsumexp(logr, axis=1)
+        logp = _logsumexp_rows(logr)
         if "logp" in want:
             out["logp"].append(logp)
         if not set(want) - {"logp"}:

@@ -116,8 +116,12 @@ class GaussianMixture:
     # ------------------------------------------------------------------ properties
     @property
     def is_singular(self) -> bool:
-        """True when some component has a zero eigenvalue (no density at t = 0)."""
-        return bool(np.any(self.eigvals[self.weights > 0] == 0.0))
+        """True when some component has a zero eigenvalue (no density at t = 0).
+
+        Components of zero weight count too: the kernels evaluate every component, and a
+        singular one has no density at t = 0 whatever its weight (drop it to get one).
+        """
+        return bool(np.any(self.eigvals == 0.0))
 
     def mean(self) -> np.ndarray:
         """Mixture mean ``sum_k w_k mu_k``, shape (d,)."""
