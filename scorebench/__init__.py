@@ -8,6 +8,16 @@ from .analytic import GaussianMixture as GaussianMixture
 from .analytic import LinearSDE as LinearSDE
 from .analytic import MixtureOracle as MixtureOracle
 from .analytic import SubVPSDE as SubVPSDE
+from .solvers import DenoiserAdapter as DenoiserAdapter
+from .solvers import EpsilonModelAdapter as EpsilonModelAdapter
+from .solvers import LikelihoodResult as LikelihoodResult
+from .solvers import ODESolver as ODESolver
+from .solvers import PerturbedOracle as PerturbedOracle
+from .solvers import SampleResult as SampleResult
+from .solvers import SDESolver as SDESolver
+from .solvers import log_likelihood as log_likelihood
+from .solvers import register_solver as register_solver
+from .solvers import sample as sample
 
 __version__ = "0.1.0"
 
@@ -19,4 +29,14 @@ __all__ = [
     "LinearSDE",
     "GaussianMixture",
     "MixtureOracle",
+    "sample",
+    "SampleResult",
+    "log_likelihood",
+    "LikelihoodResult",
+    "ODESolver",
+    "SDESolver",
+    "register_solver",
+    "EpsilonModelAdapter",
+    "DenoiserAdapter",
+    "PerturbedOracle",
 ]

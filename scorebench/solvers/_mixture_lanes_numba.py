@@ -1,0 +1,212 @@
+r"""Mixture score and Laplacian for a block of B points ("lanes") at once, for the fused kernels.
+
+At time t the data mixture :math:`\sum_k w_k N(\mu_k, U_k \Lambda_k U_k^\top)` is
+:math:`p_t = \sum_k w_k N(a\mu_k, U_k\,\mathrm{diag}(\lambda_k) U_k^\top)`,
+:math:`\lambda_k = a^2\Lambda_k + s^2` (the maths of :mod:`scorebench.analytic._mixture_numpy`).
+With :math:`z_k = U_k^\top x - a U_k^\top\mu_k` and :math:`u_k = z_k/\lambda_k`:
+
+.. math::
+
+    \ell_k = \log w_k - \tfrac12 \textstyle\sum_i \log\lambda_{ki} - \tfrac12 z_k\cdot u_k,\quad
+    \pi = \mathrm{softmax}_k(\ell),\quad
+    \nabla\log p_t = -\textstyle\sum_k \pi_k U_k u_k,\quad
+    \Delta\log p_t = \textstyle\sum_k \pi_k (|u_k|^2 - \mathrm{tr}\,\lambda_k^{-1}) - |\nabla\log p_t|^2 .
+
+Every lane has its own point and its own time (per-sample adaptive solvers need that; fixed-grid
+samplers fill all lanes with one time). :func:`lanes_time_setup` turns per-lane ``(a, s^2)`` into
+``INV`` = 1/lambda, ``C`` = log w - logdet/2 and ``TR`` = tr 1/lambda; :func:`lanes_score` does
+the rest. The lane index is the **last** axis of every array, so each operation is a
+unit-stride loop over lanes that LLVM vectorises (with the branch-free
+:func:`~._numba_math.fast_exp`); a lane's result never depends on the other lanes. Points in the
+original coordinates when every covariance is diagonal (``diag``), else projected with
+``W[i, j, k] = U_k[j, i]``; with equal eigenvalues in all components (``shared``) the
+log-determinants cancel in the responsibilities and are skipped.
+
+Operation count per point (d dimensions, K components): quadratic forms 4Kd flops (``diag``) or
+4Kd + 2Kd^2 (projection), K ``exp`` and ~4K flops for the softmax, 2Kd (``diag``) or 2Kd + 2Kd^2
+for the score, 3Kd + 2K for the Laplacian. Time set-up: d divisions (``shared``) or Kd divisions
+and Kd logarithms.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from ._numba_math import fast_exp, fast_log
+
+__all__ = ["MixtureLayout", "mixture_layout", "lanes_time_setup", "lanes_score"]
+
+# FMA contraction and reassociation (so reductions vectorise); fast_exp keeps its own flags.
+_FM = {"contract", "reassoc"}
+
+
+class MixtureLayout(NamedTuple):
+    """The mixture in the kernels' layout (float64, C-contiguous, components last).
+
+    Attributes
+    ----------
+    diag : bool
+        All covariances diagonal: work in the original coordinates, ``W`` unused.
+    shared : bool
+        All components have the same eigenvalues.
+    mT : ndarray, shape (d, K)
+        Means (``diag``) or projected means ``U_k^T mu_k``, transposed.
+    W : ndarray, shape (d, d, K) (``(1, 1, K)`` when ``diag``)
+        ``W[i, j, k] = U_k[j, i]``.
+    lamT : ndarray, shape (d, K)
+        Eigenvalues (diagonals when ``diag``), transposed.
+    logw : ndarray, shape (K,)
+        Log weights of the components with positive weight (the others are dropped).
+    """
+
+    diag: bool
+    shared: bool
+    mT: np.ndarray
+    W: np.ndarray
+    lamT: np.ndarray
+    logw: np.ndarray
+
+
+def mixture_layout(mix) -> MixtureLayout:
+    """Build the kernel layout of a :class:`~scorebench.analytic.mixture.GaussianMixture`."""
+    keep = mix.weights > 0
+    covs, means = mix.covs[keep], mix.means[keep]
+    K, d = means.shape
+    dg = np.einsum("kii->ki", covs)
+    diag = bool(np.all(covs == dg[:, :, None] * np.eye(d)[None]))
+    if diag:
+        lam, mt, W = np.maximum(dg, 0.0), means, np.zeros((1, 1, K))
+    else:
+        lam, U = mix.eigvals[keep], mix.eigvecs[keep]
+        mt = np.einsum("kde,kd->ke", U, means)
+        W = np.ascontiguousarray(np.transpose(U, (2, 1, 0)))  # W[i, j, k] = U[k, j, i]
+    lamT = np.ascontiguousarray(lam.T)
+    shared = bool(np.all(lamT == lamT[:, :1]))
+    return MixtureLayout(diag, shared, np.ascontiguousarray(mt.T), W, lamT,
+                         np.ascontiguousarray(np.log(mix.weights[keep])))
+
+
+@njit(cache=True, fastmath=_FM, error_model="numpy", inline="always")
+def lanes_time_setup(A, S2, lamT, logw, shared, INV, C, TR, tmp):
+    """Per-lane ``INV`` (d, K, B), ``C`` (K, B), ``TR`` (K, B) from ``A``, ``S2`` (B,).
+
+    ``C`` holds log w_k, minus logdet_k / 2 unless ``shared`` (then the common log-determinant
+    cancels in the responsibilities and is left out). ``tmp`` (B,) is scratch.
+    """
+    d, K = lamT.shape
+    B = A.shape[0]
+    for k in range(K):
+        w = logw[k]
+        for b in range(B):
+            C[k, b] = w
+            TR[k, b] = 0.0
+    if shared:
+        for i in range(d):
+            lam = lamT[i, 0]
+            for b in range(B):
+                tmp[b] = 1.0 / (A[b] * A[b] * lam + S2[b])
+            for k in range(K):
+                for b in range(B):
+                    INV[i, k, b] = tmp[b]
+                    TR[k, b] += tmp[b]
+    else:
+        for i in range(d):
+            for k in range(K):
+                lam = lamT[i, k]
+                for b in range(B):
+                    var = A[b] * A[b] * lam + S2[b]
+                    INV[i, k, b] = 1.0 / var
+                    TR[k, b] += 1.0 / var
+                    C[k, b] -= 0.5 * fast_log(var)
+
+
+@njit(cache=True, fastmath=_FM, error_model="numpy", inline="always")
+def lanes_score(X, A, diag, mT, W, INV, C, TR, want_lap, U, L, M, S, SC, LAP):
+    """Score ``SC`` (d, B) and, if ``want_lap``, Laplacian ``LAP`` (B,) of p_t at ``X`` (d, B).
+
+    ``A`` (B,) and ``INV, C, TR`` (from :func:`lanes_time_setup`) describe each lane's time.
+    Scratch: ``U`` (d, K, B), ``L`` (K, B), ``M`` and ``S`` (B,).
+    """
+    d, K = mT.shape
+    B = X.shape[1]
+    for k in range(K):
+        for b in range(B):
+            L[k, b] = C[k, b]
+    if diag:
+        for k in range(K):
+            for i in range(d):
+                mik = mT[i, k]
+                for b in range(B):
+                    U[i, k, b] = X[i, b] - A[b] * mik
+    else:
+        for k in range(K):
+            for i in range(d):
+                mik = mT[i, k]
+                for b in range(B):
+                    U[i, k, b] = -A[b] * mik
+                for j in range(d):
+                    w = W[i, j, k]
+                    for b in range(B):
+                        U[i, k, b] += w * X[j, b]
+    for k in range(K):
+        for i in range(d):
+            for b in range(B):
+                z = U[i, k, b]
+                zi = z * INV[i, k, b]
+                U[i, k, b] = zi
+                L[k, b] -= 0.5 * z * zi
+    # responsibilities: softmax over k in each lane
+    for b in range(B):
+        M[b] = L[0, b]
+    for k in range(1, K):
+        for b in range(B):
+            v = L[k, b]
+            M[b] = v if v > M[b] else M[b]
+    for b in range(B):
+        S[b] = 0.0
+    for k in range(K):
+        for b in range(B):
+            e = fast_exp(L[k, b] - M[b])
+            L[k, b] = e
+            S[b] += e
+    for b in range(B):
+        S[b] = 1.0 / S[b]
+    for k in range(K):
+        for b in range(B):
+            L[k, b] *= S[b]
+    # score = -sum_k pi_k U_k u_k; Laplacian = sum_k pi_k (|u_k|^2 - tr_k) - |score|^2
+    for i in range(d):
+        for b in range(B):
+            SC[i, b] = 0.0
+    if want_lap:
+        for b in range(B):
+            LAP[b] = 0.0
+        for k in range(K):
+            for b in range(B):
+                LAP[b] -= L[k, b] * TR[k, b]
+    for k in range(K):
+        for i in range(d):
+            for b in range(B):
+                pu = L[k, b] * U[i, k, b]
+                if want_lap:
+                    LAP[b] += pu * U[i, k, b]
+                U[i, k, b] = pu
+    if diag:
+        for k in range(K):
+            for i in range(d):
+                for b in range(B):
+                    SC[i, b] -= U[i, k, b]
+    else:
+        for k in range(K):
+            for i in range(d):
+                for j in range(d):
+                    w = W[i, j, k]
+                    for b in range(B):
+                        SC[j, b] -= w * U[i, k, b]
+    if want_lap:
+        for i in range(d):
+            for b in range(B):
+                LAP[b] -= SC[i, b] * SC[i, b]

@@ -1,0 +1,133 @@
+r"""numba-callable SDE coefficients f(t), g(t)^2, a(t), s(t)^2 for the closed-form families.
+
+The fused kernels (:mod:`.fused_likelihood_numba`) integrate each sample on its own time axis,
+so they need the coefficients of :mod:`scorebench.analytic.sde` at arbitrary per-sample times
+inside ``@njit`` code. An SDE is passed to a kernel as an integer family code and a small float64
+parameter vector (``sde_to_params``); :func:`sde_coeffs` evaluates, with exactly the formulas of
+``sde.py`` (same operations in the same order, ``expm1`` where ``sde.py`` uses it):
+
+=========  ================  ===============================  ==========  ===================
+code       f(t)              g(t)^2                           a(t)        s(t)^2
+=========  ================  ===============================  ==========  ===================
+0 (VP)     -beta/2           beta                             e^{-B/2}    -expm1(-B)
+1 (subVP)  -beta/2           beta (-expm1(-2B))               e^{-B/2}    expm1(-B)^2
+2 (VE)     0                 (2L/T) sigma^2                   1           smin^2 expm1(2Lt/T)
+=========  ================  ===============================  ==========  ===================
+
+with :math:`\beta = \beta_{min} + t(\beta_{max}-\beta_{min})`,
+:math:`B = \beta_{min} t + \tfrac12(\beta_{max}-\beta_{min}) t^2`, :math:`L = \ln(\sigma_{max}/\sigma_{min})`
+and :math:`\sigma = \sigma_{min} e^{L t / T}`.
+
+Parameter vectors: VP and sub-VP ``[beta_min, beta_max, T]``; VE ``[sigma_min, sigma_max, T, L]``.
+A :class:`~scorebench.analytic.linear_sde.LinearSDE` (or any subclass that may override the
+closed forms) has no code: :func:`sde_to_params` returns ``None`` and callers fall back to the
+generic path.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from scorebench.analytic.sde import VESDE, SubVPSDE, VPSDE
+
+from ._numba_math import fast_exp, fast_expm1
+
+__all__ = ["VP", "SUBVP", "VE", "sde_to_params", "sde_coeffs", "lanes_coeffs", "sde_coeffs_array"]
+
+VP, SUBVP, VE = 0, 1, 2
+
+
+def sde_to_params(sde):
+    """Family code and float64 parameter vector of ``sde``, or ``None`` if it has no closed form here.
+
+    Only the exact classes ``VPSDE``, ``SubVPSDE`` and ``VESDE`` are recognised (a subclass may
+    override the formulas, so it falls back like a ``LinearSDE``).
+
+    Returns
+    -------
+    (int, ndarray) or None
+    """
+    kind = type(sde)
+    if kind is VPSDE or kind is SubVPSDE:
+        code = VP if kind is VPSDE else SUBVP
+        return code, np.array([sde.beta_min, sde.beta_max, sde.T], dtype=np.float64)
+    if kind is VESDE:
+        return VE, np.array([sde.sigma_min, sde.sigma_max, sde.T, sde._log_ratio], dtype=np.float64)
+    return None
+
+
+@njit(cache=True, inline="always")
+def sde_coeffs(code, params, t):
+    """``(f, g2, a, s2)`` at time ``t`` for family ``code`` with parameters ``params``.
+
+    Costs one ``exp`` and one ``expm1`` (VP, VE) or one ``exp`` and two ``expm1`` (sub-VP).
+    """
+    if code == 2:
+        smin, T, L = params[0], params[2], params[3]
+        sigma = smin * math.exp(L * t / T)
+        g2 = 2.0 * L / T * sigma ** 2
+        s2 = smin ** 2 * math.expm1(2.0 * L * t / T)
+        return 0.0, g2, 1.0, s2
+    bmin, bmax = params[0], params[1]
+    beta = bmin + t * (bmax - bmin)
+    B = bmin * t + 0.5 * (bmax - bmin) * t * t
+    f = -0.5 * beta
+    a = math.exp(-0.5 * B)
+    if code == 0:
+        return f, beta, a, -math.expm1(-B)
+    return f, beta * (-math.expm1(-2.0 * B)), a, math.expm1(-B) ** 2
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def lanes_coeffs(code, params, t, F, G2, A, S2):
+    """:func:`sde_coeffs` for every entry of ``t`` (B,) into ``F, G2, A, S2`` (B,), vectorisable.
+
+    The same formulas with the branch-free ``fast_exp`` / ``fast_expm1`` of :mod:`._numba_math`
+    (relative error ~1e-15) instead of libm, so the loop over lanes compiles to SIMD code.
+    """
+    B = t.shape[0]
+    if code == 2:
+        smin, T, L = params[0], params[2], params[3]
+        for b in range(B):
+            u = L * t[b] / T
+            sigma = smin * fast_exp(u)
+            F[b] = 0.0
+            G2[b] = 2.0 * L / T * sigma * sigma
+            A[b] = 1.0
+            S2[b] = smin * smin * fast_expm1(2.0 * u)
+        return
+    bmin, bmax = params[0], params[1]
+    for b in range(B):
+        beta = bmin + t[b] * (bmax - bmin)
+        Bt = bmin * t[b] + 0.5 * (bmax - bmin) * t[b] * t[b]
+        F[b] = -0.5 * beta
+        A[b] = fast_exp(-0.5 * Bt)
+        em = fast_expm1(-Bt)
+        if code == 0:
+            G2[b] = beta
+            S2[b] = -em
+        else:
+            G2[b] = beta * (-fast_expm1(-2.0 * Bt))
+            S2[b] = em * em
+
+
+@njit(cache=True, error_model="numpy")
+def sde_coeffs_array(code, params, t, fast):
+    """(4, len(t)) array of ``f, g2, a, s2`` at float64 times ``t``; ``fast`` selects
+    :func:`lanes_coeffs` instead of :func:`sde_coeffs`. Used by the tests against ``sde.py``.
+    """
+    n = t.shape[0]
+    out = np.empty((4, n))
+    if fast:
+        lanes_coeffs(code, params, t, out[0], out[1], out[2], out[3])
+        return out
+    for i in range(n):
+        f, g2, a, s2 = sde_coeffs(code, params, t[i])
+        out[0, i] = f
+        out[1, i] = g2
+        out[2, i] = a
+        out[3, i] = s2
+    return out
