@@ -4,3 +4,7 @@
 ``strategies`` holds hypothesis strategies for mixtures and SDEs, and the pytest plugin
 (registered through the ``pytest11`` entry point) provides oracle fixtures.
 """
+
+from .assert_order import assert_order as assert_order
+
+__all__ = ["assert_order"]

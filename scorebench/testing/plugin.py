@@ -11,6 +11,11 @@ fixtures available in any test suite:
     the exact oracle of a 2-D anisotropic Gaussian under the VP SDE (exact flow map available).
 ``sb_mixture_oracle``
     the exact oracle of the 1-D three-component mixture under the VP SDE.
+``sb_scenario``
+    a factory: ``sb_scenario("ring8-ve")`` returns the named verification scenario (its
+    ``.oracle()``, ``.mixture()``, ``.sde()``); ``scorebench list`` shows the names.
+``sb_assert_order``
+    :func:`scorebench.testing.assert_order`, e.g. ``sb_assert_order(MySolver, "gauss2d-vp")``.
 """
 
 from __future__ import annotations
@@ -62,3 +67,17 @@ def sb_mixture_oracle(sb_vp_sde):
 
     mix = GaussianMixture.isotropic([0.3, 0.5, 0.2], [[-2.0], [0.5], [2.5]], [0.2, 0.1, 0.3])
     return MixtureOracle(mix, sb_vp_sde)
+
+
+@pytest.fixture
+def sb_scenario():
+    from scorebench.verification.scenarios import get_scenario
+
+    return get_scenario
+
+
+@pytest.fixture
+def sb_assert_order():
+    from scorebench.testing.assert_order import assert_order
+
+    return assert_order

@@ -1,0 +1,80 @@
+r"""A vectorisable exponential for numba loops (``exp`` of non-positive arguments).
+
+numba lowers ``math.exp`` to a scalar libm call, which stops LLVM from vectorising the loop
+around it; on the 2-core reference machine that costs ~6 ns per exponential against ~0.9 ns
+for numpy's SIMD ``np.exp``. The log-sum-exp of the mixture kernels only ever needs
+:math:`e^{x}` for :math:`x \le 0`, so this module computes it in plain arithmetic that LLVM
+turns into SIMD code:
+
+.. math::
+
+    n = \mathrm{round}(x / \ln 2), \quad r = (x - n\,\ln2_{hi}) - n\,\ln2_{lo} \in
+    [-\tfrac12\ln 2, \tfrac12 \ln 2], \quad e^{x} = 2^{n}\, \sum_{j=0}^{13} r^j / j!,
+
+with the Cody-Waite split of :math:`\ln 2` (fdlibm's constants, so :math:`n \ln2_{hi}` is exact),
+round-to-nearest by the :math:`1.5 \cdot 2^{52}` shifter (exact: no reassociation), the degree-13
+Taylor polynomial in Horner form (truncation :math:`0.347^{14}/14! < 5 \cdot 10^{-18}`), and
+:math:`2^n` built from its IEEE bits. Arguments below -708 return 0 (the true value is below
+:math:`3 \cdot 10^{-308}` and only ever multiplies a weight relative to the largest one, which
+is 1). Measured error against ``np.exp`` on 8 million points in [-50, 0]: at most 1 ulp.
+
+Cost per element: ~35 flops (the 13 Horner steps FMA-contracted). This one function is
+compiled with ``fastmath={"contract"}``: contraction only (no reassociation, no finite-math
+or sign-of-zero assumptions), which rounds each Horner step once instead of twice and makes
+the loop ~1.8x faster (1.2 ns per element on one core with 256-bit vectors, against 2.1 ns
+without contraction, ~6 ns for ``math.exp`` and 0.9 ns for numpy's AVX-512 ``np.exp``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["exp_nonpositive"]
+
+_SHIFTER = 6755399441055744.0  # 1.5 * 2**52: x + S - S rounds x to the nearest integer
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_X_MIN = -708.0
+
+
+@njit(fastmath={"contract"}, error_model="numpy", cache=True)
+def exp_nonpositive(xin, out, ibuf, n):
+    """``out[:n] = exp(xin[:n])`` for ``xin <= 0`` (``-inf`` allowed), vectorised.
+
+    Parameters
+    ----------
+    xin : ndarray, shape (>= n,)
+        Arguments, all <= 0 (positive arguments are not supported: no overflow handling).
+    out : ndarray, shape (>= n,)
+        Receives the exponentials.
+    ibuf : ndarray of int64, shape (>= n,)
+        Scratch for the IEEE bits of 2**n.
+    n : int
+        Number of elements.
+    """
+    for i in range(n):
+        xv = xin[i]
+        xc = xv if xv > _X_MIN else _X_MIN
+        nf = (xc * _LOG2E + _SHIFTER) - _SHIFTER
+        r = (xc - nf * _LN2_HI) - nf * _LN2_LO
+        p = 1.6059043836821613e-10  # 1/13!
+        p = p * r + 2.08767569878681e-09
+        p = p * r + 2.505210838544172e-08
+        p = p * r + 2.755731922398589e-07
+        p = p * r + 2.7557319223985893e-06
+        p = p * r + 2.48015873015873e-05
+        p = p * r + 0.0001984126984126984
+        p = p * r + 0.001388888888888889
+        p = p * r + 0.008333333333333333
+        p = p * r + 0.041666666666666664
+        p = p * r + 0.16666666666666666
+        p = p * r + 0.5
+        p = p * r + 1.0
+        p = p * r + 1.0
+        out[i] = p if xv >= _X_MIN else 0.0
+        ibuf[i] = (np.int64(nf) + 1023) << 52
+    scale = ibuf.view(np.float64)
+    for i in range(n):
+        out[i] *= scale[i]
