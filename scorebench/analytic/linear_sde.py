@@ -156,6 +156,10 @@ class LinearSDE(SDE):
     def __hash__(self):
         return id(self)
 
+    def __repr__(self) -> str:
+        # Deterministic (no function addresses), so test ids and reports are reproducible.
+        return f"LinearSDE(name={self.name!r}, T={self.T!r}, prior_std={self._prior_std!r})"
+
     @property
     def prior_std(self) -> float:
         return self._prior_std
