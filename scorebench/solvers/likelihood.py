@@ -191,7 +191,8 @@ def _fast_path(model, sde, method, divergence, backend):
     """The fused numba likelihood kernel, when it applies; else ``None``.
 
     The one place where ``scorebench.solvers.fused_likelihood_numba.dopri5_loglik_numba`` is
-    plugged in: it applies to a :class:`~scorebench.analytic.MixtureOracle` model with
+    plugged in: it applies to a :class:`~scorebench.analytic.MixtureOracle` model (exactly that
+    class, on the same SDE as ``sde``) with
     ``method="rk45"``, ``divergence="exact"`` and ``backend`` ``"auto"`` or ``"numba"``. The
     module is imported lazily; while it does not exist (or numba is missing) this returns
     ``None`` and the generic path runs.
@@ -208,7 +209,8 @@ def _fast_path(model, sde, method, divergence, backend):
     from ..analytic.oracle import MixtureOracle
 
     oracle = getattr(model, "model", model)
-    if not isinstance(oracle, MixtureOracle):
+    # exactly the oracle (a subclass may override its score) on the very SDE being integrated
+    if type(oracle) is not MixtureOracle or oracle.sde != sde:
         return None
     try:
         from .fused_likelihood_numba import dopri5_loglik_numba, supports

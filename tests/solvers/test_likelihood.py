@@ -16,7 +16,7 @@ import torch
 
 from scorebench.analytic import VESDE, VPSDE, GaussianMixture, MixtureOracle, SubVPSDE
 from scorebench.solvers.base import ODESolver, SolverError
-from scorebench.solvers.likelihood import LikelihoodResult, log_likelihood
+from scorebench.solvers.likelihood import LikelihoodResult, _fast_path, log_likelihood
 
 EPS = 1e-5
 # The generic path (the augmented ODE through scorebench's own steppers); backend="auto" would
@@ -165,6 +165,12 @@ def test_auto_backend_fast_path_agrees_with_the_generic_path():
     np.testing.assert_allclose(auto.logp, generic.logp, rtol=0, atol=1e-4)
     with pytest.raises(ValueError, match="backend"):
         log_likelihood(x, oracle, sde, divergence="hutchinson", rng=0, backend="numba")
+    # the fused kernel integrates the oracle's own SDE with its exact score: never for another
+    # SDE, another estimator, a fixed-step method or a forced generic backend
+    assert _fast_path(oracle, VPSDE(beta_max=10.0), "rk45", "exact", "auto") is None
+    assert _fast_path(oracle, sde, "rk45", "hutchinson", "auto") is None
+    assert _fast_path(oracle, sde, None, "exact", "auto") is None
+    assert _fast_path(oracle, sde, "rk45", "exact", "numpy") is None
 
 
 class _NaNSolver(ODESolver):
