@@ -14,7 +14,8 @@ done per t. With :math:`z_k = U_k^\top (x - a\mu_k)`:
 responsibilities :math:`\pi_k = \mathrm{softmax}_k(\log w_k + \log N_k)` (log-sum-exp),
 score :math:`s = \sum_k \pi_k g_k`, Hessian
 :math:`\sum_k \pi_k (g_k g_k^\top - C_k^{-1}) - s s^\top` and Laplacian
-:math:`\sum_k \pi_k (|g_k|^2 - \mathrm{tr}\, C_k^{-1}) - |s|^2`.
+:math:`\sum_k \pi_k (|g_k|^2 - \mathrm{tr}\, C_k^{-1}) - |s|^2`, evaluated as
+:math:`\sum_k \pi_k (|g_k - s|^2 - \mathrm{tr}\, C_k^{-1})` so that nothing cancels.
 
 This is the float64 reference the fast backends are tested against. It works in chunks of
 points so its (chunk, K, d) temporaries stay near 32 MB whatever N is. Per point and component it
@@ -108,8 +109,9 @@ def mixture_terms(x, means, U, lam, logw, a, s2, want=("logp", "score")):
             out["score"].append(score)
         if "laplacian" in want:
             tr = np.broadcast_to(inv.sum(axis=-1), pi.shape)
-            gg = (g * g).sum(axis=-1)
-            out["laplacian"].append((pi * (gg - tr)).sum(axis=1) - (score * score).sum(axis=1))
+            # sum_k pi_k |g_k - s|^2 equals sum_k pi_k |g_k|^2 - |s|^2 without the cancellation.
+            dev = g - score[:, None, :]
+            out["laplacian"].append((pi * ((dev * dev).sum(axis=-1) - tr)).sum(axis=1))
         if "hessian" in want:
             cinv = np.einsum("kde,nke,kfe->nkdf", U, np.broadcast_to(inv, z.shape), U)
             h = np.einsum("nk,nkd,nkf->ndf", pi, g, g) - np.einsum("nk,nkdf->ndf", pi, cinv)

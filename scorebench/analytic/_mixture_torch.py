@@ -33,8 +33,29 @@ def _coef(v, dtype, device):
     return torch.as_tensor(np.asarray(v), dtype=dtype, device=device)[:, None, None]
 
 
+_CHUNK_ELEMS = 1 << 22
+
+
 def mixture_terms_torch(oracle, x, a, s2, want):
-    """log p_t, score, Laplacian and/or Hessian at a torch batch ``x`` (N, d)."""
+    """log p_t, score, Laplacian and/or Hessian at a torch batch ``x`` (N, d).
+
+    Works in chunks of points so the (chunk, K, d) temporaries stay near 32 MB in float64;
+    chunks are joined with ``torch.cat``, which keeps the result differentiable.
+    """
+    n, d = x.shape
+    per = 4 * d if "hessian" in want else 1
+    chunk = max(1, _CHUNK_ELEMS // (oracle.K * d * per))
+    if n <= chunk:
+        return _terms(oracle, x, a, s2, want)
+    parts = []
+    for start in range(0, n, chunk):
+        sl = slice(start, start + chunk)
+        parts.append(_terms(oracle, x[sl], a if np.ndim(a) == 0 else a[sl],
+                            s2 if np.ndim(s2) == 0 else s2[sl], want))
+    return {k: torch.cat([p[k] for p in parts], dim=0) for k in parts[0]}
+
+
+def _terms(oracle, x, a, s2, want):
     U, lam, mt, logw = _params(oracle, x.dtype, x.device)
     d = x.shape[1]
     ac, s2c = _coef(a, x.dtype, x.device), _coef(s2, x.dtype, x.device)
@@ -58,7 +79,8 @@ def mixture_terms_torch(oracle, x, a, s2, want):
             out["score"] = score
         if "laplacian" in want:
             tr = inv.sum(dim=-1).expand_as(pi)
-            out["laplacian"] = (pi * ((g * g).sum(-1) - tr)).sum(1) - (score * score).sum(1)
+            dev = g - score[:, None, :]  # sum_k pi_k |g_k - s|^2: no cancellation
+            out["laplacian"] = (pi * ((dev * dev).sum(-1) - tr)).sum(1)
         if "hessian" in want:
             cinv = torch.einsum("kde,nke,kfe->nkdf", U, inv.expand_as(z), U)
             h = torch.einsum("nk,nkd,nkf->ndf", pi, g, g) - torch.einsum("nk,nkdf->ndf", pi, cinv)
