@@ -8,7 +8,7 @@ values") and exits with status 1.
 
 import numpy as np
 
-from scorebench.solvers.base import ODESolver
+from scorebench.solvers import ODESolver
 
 
 class NaNSolver(ODESolver):

@@ -26,8 +26,7 @@ Kutta, W. (1901). Beitrag zur näherungsweisen Integration totaler Differentialg
 *Z. Math. Phys.* 46, 435–453.
 """
 
-from scorebench.solvers.base import ODESolver
-from scorebench.solvers.registry import register_solver
+from scorebench.solvers import ODESolver, register_solver
 
 
 @register_solver

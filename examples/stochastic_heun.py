@@ -29,8 +29,7 @@ Rümelin, W. (1982). Numerical treatment of stochastic differential equations.
 Kloeden, P. E. & Platen, E. (1992). *Numerical Solution of Stochastic Differential Equations*.
 """
 
-from scorebench.solvers.base import SDESolver
-from scorebench.solvers.registry import register_solver
+from scorebench.solvers import SDESolver, register_solver
 
 
 @register_solver

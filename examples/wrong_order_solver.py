@@ -11,7 +11,7 @@ sum to 1, so the scheme is consistent and converges, but the second-order condit
 reports an estimated order near 1 against the declared 2: verdict FAIL, exit status 1.
 """
 
-from scorebench.solvers.base import ODESolver
+from scorebench.solvers import ODESolver
 
 
 class WrongOrderHeun(ODESolver):

@@ -173,7 +173,8 @@ def _trace(ctx: Context, estimator: str, probe: str, t_frac: float):
               f" over {checks} checks at z={HUTCH_Z:g}; worst {worst[1]}")
     extra = {"theory_variance": theo, "t": t, "points": P, "repeats": R, "probe": probe,
              "unbiased": bias_ok, "variance_matches": var_ok, "estimator": estimator,
-             "theory": "2||J||_F^2/m (gaussian), 2(||J||_F^2 - sum J_ii^2)/m (rademacher), "
+             "theory": theo,
+             "theory_formula": "2||J||_F^2/m (gaussian), 2(||J||_F^2 - sum J_ii^2)/m (rademacher), "
                        "E_S 2||P J P||_F^2/(m - 2k) (hutch++)"}
     return info_row(ctx, reason, step_sizes=probes, errors=meas, verdict="pass" if ok else "fail",
                     abscissa="probes", extra=extra, error_bars=None)

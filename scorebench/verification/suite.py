@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from scorebench.verification.executors import make_executor, run_tasks
+from scorebench.verification.executors import SerialExecutor, make_executor, run_tasks
 from scorebench.verification.profiles import get_profile
 from scorebench.verification.progress import ProgressBar
 from scorebench.verification.report import Report, ResultRow, _atomic_write, environment_info, write_report
@@ -28,6 +28,9 @@ from scorebench.verification.suite_plan import SuiteTask, plan_suite, solver_spe
 
 __all__ = ["run_suite", "write_outputs", "plan_suite", "SuiteTask", "Measurement", "MEASUREMENTS",
            "DIVERGENCE_ESTIMATORS", "solver_spec"]
+
+
+_KIND_OF = {"SerialExecutor": "serial", "ProcessPoolExecutor": "local", "DaskExecutor": "dask"}
 
 
 def _result_row(task: SuiteTask, result) -> ResultRow:
@@ -62,8 +65,8 @@ def run_suite(
         A kind for :func:`~scorebench.verification.executors.make_executor` (``jobs`` workers,
         default ``os.cpu_count()``; ``scheduler`` a Dask address, client or cluster), or an
         executor the caller made and shuts down itself.
-    progress : {"auto", "bar", "lines", "off"} or ProgressBar-compatible stream
-        ``"auto"``: a bar on a terminal, one line per task otherwise (stderr).
+    progress : {"auto", "bar", "lines", "off"}
+        Progress on stderr; ``"auto"``: a bar on a terminal, one line per task otherwise.
     html : bool
         Also write the self-contained ``report.html``.
     tasks : sequence of callables, optional
@@ -83,8 +86,11 @@ def run_suite(
     mode = None if progress == "auto" else progress
     bar = ProgressBar(len(todo), mode=mode, label="verify")
     interrupted = False
-    # longest tasks first keeps a pool busy to the end; results are put back in plan order
-    order = sorted(range(len(todo)), key=lambda i: -float(getattr(todo[i], "cost", 1.0)))
+    # on a pool the longest tasks go first (no worker idles at the end); inline, plan order
+    # (so an interrupted run has finished a prefix of the plan); results come back in plan order
+    order = list(range(len(todo)))
+    if not isinstance(ex, SerialExecutor):
+        order.sort(key=lambda i: -float(getattr(todo[i], "cost", 1.0)))
 
     def on_done(result, n_done, n_total):
         row = result.value if result.ok else None
@@ -103,14 +109,15 @@ def run_suite(
     if owned:  # a caller's executor stays open (run_tasks has cancelled its queued futures)
         ex.shutdown(wait=not interrupted, cancel_futures=interrupted)
     rows = [_result_row(t, r) for t, r in zip(todo, results) if r.status != "cancelled"]
+    cancelled = [t.label for t, r in zip(todo, results) if r.status == "cancelled"] if results else \
+        [t.label for t in todo]
+    kind = executor if owned else _KIND_OF.get(type(ex).__name__, type(ex).__name__)
     versions, platform = environment_info()
     report = Report(
         rows=rows, seed=seed, profile=prof.name, versions=versions, platform=platform,
         wall_s=time.perf_counter() - start, interrupted=interrupted,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        extra={"executor": executor if owned else type(executor).__name__, "jobs": jobs, "tasks": len(todo),
-               "cancelled": [t.label for t, r in zip(todo, results) if r.status == "cancelled"]
-               if results else [t.label for t in todo]},
+        extra={"executor": kind, "jobs": jobs, "tasks": len(todo), "cancelled": cancelled},
     )
     if out is not None:
         write_outputs(report, out, html=html)

@@ -4,7 +4,7 @@
 lands inside a measurement looks to the suite when it runs inline (serial executor).
 """
 
-from scorebench.solvers.base import ODESolver
+from scorebench.solvers import ODESolver
 
 
 class InterruptingSolver(ODESolver):

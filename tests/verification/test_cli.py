@@ -6,6 +6,7 @@ of the installed console entry point.
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,15 +56,23 @@ def test_console_entry_point_runs_as_a_program():
     assert "gauss2d-vp" in proc.stdout and "rk4" in proc.stdout
 
 
-def test_verify_plugin_rk3_passes_with_order_three(tmp_path, capsys):
-    out = tmp_path / "rk3"
-    assert verify(out, "--solver", RK3, "--scenario", "gauss2d-vp", "--profile", "quick", "--seed", "5") == 0
-    printed = capsys.readouterr().out
-    assert re.search(r"kutta-rk3\s+gauss2d-vp\s+vp\s+global_error\s+3\s+3\.\d+ \[", printed)
+@pytest.fixture(scope="module")
+def rk3_report(tmp_path_factory):
+    """One quick verification of the RK3 plug-in, shared by the tests that read its report."""
+    out = tmp_path_factory.mktemp("rk3")
+    code = main(["verify", "--executor", "serial", "--out", str(out), "--solver", RK3, "--scenario", "gauss2d-vp",
+                 "--profile", "quick", "--seed", "5"])
+    return code, out
+
+
+def test_verify_plugin_rk3_passes_with_order_three(rk3_report):
+    code, out = rk3_report
+    assert code == 0
     doc = json.loads((out / "report.json").read_text())
     assert doc["metadata"]["seed"] == 5 and doc["metadata"]["profile"] == "quick"
     rows = {r["metric"]: r for r in doc["rows"]}
-    assert sorted(rows) == ["global_error", "weak_error"]  # ODE global error and the exact law's weak error
+    # ODE global error, the exact law's weak error, the log-likelihood error against step
+    assert sorted(rows) == ["global_error", "loglik_error", "weak_error"]
     for row in rows.values():
         assert ROW_KEYS <= set(row)
         assert (row["solver"], row["kind"], row["scenario"], row["sde"], row["verdict"]) == (
@@ -91,10 +100,14 @@ def test_wrong_order_solver_fails(tmp_path, capsys):
 def test_nan_solver_is_an_error_and_the_run_goes_on(tmp_path, capsys):
     assert verify(tmp_path, "--solver", NAN, "--solver", RK3, "--scenario", "gauss2d-vp") == 1
     rows = rows_of(tmp_path)
-    assert [(r["solver"], r["verdict"]) for r in rows] == [("nan-solver", "error")] * 2 + [("kutta-rk3", "pass")] * 2
-    assert all("non-finite" in r["reason"] for r in rows[:2])
+    assert [(r["solver"], r["verdict"]) for r in rows] == [("nan-solver", "error")] * 3 + [("kutta-rk3", "pass")] * 3
+    assert all("non-finite" in r["reason"] for r in rows[:3])
     out = capsys.readouterr().out
     assert re.search(r"^error: nan-solver \| gauss2d-vp \| global_error: .*non-finite", out, re.M)
+    # the summary table: solver, scenario, sde, metric, declared, estimated [CI], tolerance, verdict
+    assert re.search(r"^kutta-rk3\s+gauss2d-vp\s+vp\s+global_error\s+3\s+[23]\.\d+ \[[\d.]+, [\d.]+\]\s+0\.\d+\s+PASS$",
+                     out, re.M)
+    assert re.search(r"^6 rows: 3 pass, 3 error", out, re.M)
 
 
 @pytest.mark.parametrize(
@@ -125,16 +138,18 @@ def test_unwritable_out_exits_2_before_running(tmp_path, capsys):
 
 
 def test_ctrl_c_exits_130_and_writes_the_finished_rows(tmp_path, capsys):
-    code = verify(tmp_path, "--solver", RK3, "--solver", INTERRUPT, "--scenario", "gauss2d-vp")
+    code = verify(tmp_path, "--solver", NAN, "--solver", INTERRUPT, "--solver", RK3, "--scenario", "gauss2d-vp")
     assert code == 130
     doc = json.loads((tmp_path / "report.json").read_text())
     assert doc["metadata"]["interrupted"] is True
-    assert [(r["solver"], r["verdict"]) for r in doc["rows"]] == [("kutta-rk3", "pass")] * 2
+    # the three finished (error) rows of the first solver are kept; nothing after the interrupt ran
+    assert [(r["solver"], r["verdict"]) for r in doc["rows"]] == [("nan-solver", "error")] * 3
+    assert len(doc["metadata"]["extra"]["cancelled"]) == 6
     assert "interrupted" in capsys.readouterr().err
 
 
-def test_report_rerenders_markdown_and_self_contained_html(tmp_path, capsys):
-    assert verify(tmp_path, "--solver", RK3, "--scenario", "gauss2d-vp") == 0
+def test_report_rerenders_markdown_and_self_contained_html(rk3_report, tmp_path, capsys):
+    shutil.copytree(rk3_report[1], tmp_path, dirs_exist_ok=True)
     before = (tmp_path / "report.md").read_text()
     for name in ("report.md", "report.html"):
         (tmp_path / name).unlink()
@@ -150,3 +165,19 @@ def test_report_rerenders_markdown_and_self_contained_html(tmp_path, capsys):
     capsys.readouterr()
     assert main(["report", str(tmp_path / "figures")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_bench_subcommand_is_picked_up_from_scorebench_bench_cli(monkeypatch, capsys):
+    import types
+
+    def add_parser(subparsers):
+        p = subparsers.add_parser("bench", help="benchmarks")
+        p.add_argument("--suite", default="speed")
+        p.set_defaults(func=lambda args: print(f"bench {args.suite}") or 7)
+
+    module = types.ModuleType("scorebench.bench.cli")
+    module.add_parser = add_parser
+    monkeypatch.setitem(sys.modules, "scorebench.bench", types.ModuleType("scorebench.bench"))
+    monkeypatch.setitem(sys.modules, "scorebench.bench.cli", module)
+    assert main(["bench", "--suite", "ratios"]) == 7
+    assert capsys.readouterr().out == "bench ratios\n"

@@ -68,12 +68,13 @@ def test_plan_explicit_solvers_and_scenarios(monkeypatch, tmp_path):
         "euler | gauss2d-vp | global_error", "euler | point2d-ve | global_error",
         "euler | gauss2d-vp | weak_error (exact law)", "euler | point2d-ve | weak_error (exact law)",
         "euler | point2d-ve | exactness",  # exactness only on the point mass
+        "euler | gauss2d-vp | loglik_error",  # the likelihood needs a density at eps
         "kutta-rk3 | gauss2d-vp | global_error", "kutta-rk3 | point2d-ve | global_error",
         "kutta-rk3 | gauss2d-vp | weak_error (exact law)", "kutta-rk3 | point2d-ve | weak_error (exact law)",
-        "kutta-rk3 | point2d-ve | exactness",
+        "kutta-rk3 | point2d-ve | exactness", "kutta-rk3 | gauss2d-vp | loglik_error",
     ]
     # a file spec is made absolute, so workers with another working directory still find it
-    assert tasks[5].solver == RK3 and Path(tasks[5].solver.rpartition(":")[0]).is_absolute()
+    assert tasks[6].solver == RK3 and Path(tasks[6].solver.rpartition(":")[0]).is_absolute()
     assert tasks[0].solver == "euler"
     with pytest.raises(ValueError, match="unknown solver 'no-such-solver'"):
         plan_suite(["no-such-solver"])
