@@ -24,8 +24,9 @@ class _Kernels(dict):
 
 KERNELS = _Kernels(numpy=mixture_terms)
 
-# Below this many (point, component) pairs the numpy reference is as fast as a kernel launch.
-_NUMBA_MIN_WORK = 2048
+# Below this many (point, component) pairs the numpy reference is about as fast as a parallel
+# kernel launch, and much faster when the cores are shared (launch latency grows with load).
+_NUMBA_MIN_WORK = 1 << 15
 _numba_ok = None
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 __all__ = [
     "plot_error_vs_step",
@@ -64,6 +65,9 @@ def _loglog_axes(fig: Figure, xlabel: str, ylabel: str, title: str, position=111
     if title:
         ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
+    # Minor tick labels on short log ranges ("2x10^1 3x10^1 ...") overlap; keep only major ones.
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
     return ax
 
 
