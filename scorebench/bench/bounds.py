@@ -1,0 +1,170 @@
+r"""The limit of this machine, measured in the same run as the workloads.
+
+Three rates, each the best of numpy and numba on all cores:
+
+* **exponential**: seconds per ``exp`` -- numpy's SIMD ``np.exp`` run on one chunk per thread
+  (ufunc loops release the GIL, so the threads really run in parallel) and the branch-free
+  :func:`scorebench.solvers._numba_math.fast_exp` (what the fused kernels call; libm's scalar
+  ``exp`` is several times slower) in a ``prange`` loop;
+* **normal draws**: seconds per standard normal -- numpy's ``Generator.standard_normal`` (one
+  generator per thread) and the fused kernels' xoshiro256++ ziggurat in a ``prange`` loop;
+* **matrix multiply**: flops per second -- numpy's BLAS ``dgemm`` on a square product (BLAS's
+  own threads), and numba on the shape the mixture kernels multiply, a batch of (64, 64) x
+  (64, 64) products in a ``prange`` loop, one single-threaded ``dgemm`` per block (what
+  :mod:`scorebench.analytic._mixture_numba` does from d = 8).
+
+A workload's bound is the time its operation count implies at these rates
+(:func:`bound_seconds`; counts in :mod:`.workloads`), and its *fraction of the bound* is
+``bound / wall`` (1 = at the limit).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from scorebench.solvers._numba_math import fast_exp, seed_stream, standard_normal
+
+__all__ = ["MachineBounds", "measure_bounds", "bound_seconds"]
+
+_BLOCK = 8192
+
+
+@njit(cache=True, parallel=True, fastmath={"contract"})
+def _exp_fast(x, out):
+    n = x.shape[0]
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
+            out[i] = fast_exp(x[i])
+
+
+@njit(cache=True, parallel=True)
+def _normals(out, seed):
+    n = out.shape[0]
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        st = seed_stream(seed, b)
+        for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
+            z, st = standard_normal(st)
+            out[i] = z
+
+
+@njit(cache=True, parallel=True)
+def _batched_dot(M, X, out):
+    """out[k] = M[k] @ X[k] through BLAS, one single-threaded dgemm per block (as the kernels)."""
+    for k in prange(X.shape[0]):
+        np.dot(M[k], X[k], out[k])
+
+
+@dataclass(frozen=True)
+class MachineBounds:
+    """Best measured rates on all cores (see the module docstring).
+
+    Attributes
+    ----------
+    t_exp : float
+        Seconds per exponential.
+    t_normal : float
+        Seconds per standard normal draw.
+    r_mm : float
+        Matrix-multiply flops per second.
+    threads : int
+        numba threads used.
+    detail : dict
+        Every measured rate by implementation (the best of each family is the bound).
+    """
+
+    t_exp: float
+    t_normal: float
+    r_mm: float
+    threads: int
+    detail: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _best(fn, repeats: int) -> float:
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _threaded(fn, n_threads: int):
+    """Run ``fn(i)`` for i < n_threads on a thread pool; returns a callable."""
+    def run():
+        with ThreadPoolExecutor(n_threads) as pool:
+            list(pool.map(fn, range(n_threads)))
+    return run
+
+
+def measure_bounds(n: int = 1 << 23, repeats: int = 5, matmul_n: int = 1024) -> MachineBounds:
+    """Measure the exponential, normal-draw and matrix-multiply rates of this machine now.
+
+    Parameters
+    ----------
+    n : int
+        Exponentials and normal draws per timed call. Every timed call should take well over
+        the ~10 ms a parallel region can wait for descheduled threads on a shared machine.
+    repeats : int
+        Best of this many timed calls (after one untimed warm-up that also compiles).
+    matmul_n : int
+        Size of the square ``dgemm``.
+    """
+    threads = numba.get_num_threads()
+    x = -30.0 * np.random.default_rng(0).random(n)  # the range log-sum-exp weights live in
+    out = np.empty_like(x)
+    chunks = np.array_split(np.arange(n), threads)
+    spans = [(c[0], c[-1] + 1) for c in chunks]
+
+    def np_exp(i):
+        lo, hi = spans[i]
+        np.exp(x[lo:hi], out=out[lo:hi])
+
+    gens = [np.random.default_rng(i) for i in range(threads)]
+
+    def np_normal(i):
+        lo, hi = spans[i]
+        gens[i].standard_normal(out=out[lo:hi])
+
+    detail = {}
+    for name, fn in (
+        ("exp numpy (threads)", _threaded(np_exp, threads)),
+        ("exp numba fast_exp", lambda: _exp_fast(x, out)),
+        ("normal numpy (threads)", _threaded(np_normal, threads)),
+        ("normal numba ziggurat", lambda: _normals(out, np.uint64(7))),
+    ):
+        fn()  # warm-up / compile
+        detail[name] = _best(fn, repeats) / n  # seconds per element
+    A = np.random.default_rng(1).standard_normal((matmul_n, matmul_n))
+    B = np.random.default_rng(2).standard_normal((matmul_n, matmul_n))
+    A @ B
+    detail["matmul numpy dgemm (flop/s)"] = 2.0 * matmul_n**3 / _best(lambda: A @ B, repeats)
+    # the kernels' shape: (d, d) x (d, B) blocks, d = B = 64 (OpenBLAS keeps a product this
+    # small on the calling thread), blocks in parallel over numba's threads
+    d, bsz, nb = 64, 64, 2048
+    M = np.random.default_rng(3).standard_normal((nb, d, d))
+    X = np.random.default_rng(4).standard_normal((nb, d, bsz))
+    Y = np.empty_like(X)
+    flops = 2.0 * d * d * bsz * nb
+    _batched_dot(M, X, Y)
+    detail["matmul numba + BLAS dgemm, 64x64x64 blocks (flop/s)"] = (
+        flops / _best(lambda: _batched_dot(M, X, Y), repeats))
+    t_exp = min(v for k, v in detail.items() if k.startswith("exp"))
+    t_normal = min(v for k, v in detail.items() if k.startswith("normal"))
+    r_mm = max(v for k, v in detail.items() if k.startswith("matmul"))
+    return MachineBounds(t_exp=t_exp, t_normal=t_normal, r_mm=r_mm, threads=threads, detail=detail)
+
+
+def bound_seconds(bounds: MachineBounds, exps: float = 0.0, normals: float = 0.0,
+                  flops: float = 0.0) -> float:
+    """Time the operation count implies: ``exps t_exp + normals t_normal + flops / R_mm``."""
+    return exps * bounds.t_exp + normals * bounds.t_normal + flops / bounds.r_mm

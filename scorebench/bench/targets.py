@@ -1,0 +1,92 @@
+"""The issue's targets, checked against the rows of one run, each with how far it is.
+
+=====================================================================  ==========================
+target                                                                 measured as
+=====================================================================  ==========================
+(a) at equal worst-point accuracy (max error 1e-3), >= 50x less time    best peer's time to the
+    than the best peer (peers tighten rtol to get there)                target / ours
+(a) at rtol = atol = 1e-5, within 3x of the exp bound for the NFE used   fraction of bound >= 1/3
+(c) within 2x of the bound (exp and normal draws)                        fraction of bound >= 1/2
+(c) >= 10x faster than the plain torch loop                              speedup vs baseline >= 10
+(e) within 2x of the bound for d <= 16                                   fraction of bound >= 1/2
+(e) within 2x of the measured matrix-multiply rate for d = 64            fraction of bound >= 1/2
+=====================================================================  ==========================
+
+``how_far`` is the factor by which the measurement misses the goal (1 or less: met).
+"""
+
+from __future__ import annotations
+
+__all__ = ["work_precision_summary", "evaluate_targets", "OURS_LIKELIHOOD", "OURS_EM", "OURS_KERNEL"]
+
+OURS_LIKELIHOOD = "scorebench rk45 fused numba"
+OURS_EM = "scorebench em fused numba"
+OURS_KERNEL = "scorebench fused numba kernel"
+_WP_TARGET = 1e-3
+
+
+def work_precision_summary(rows) -> dict:
+    """Per family of the work-precision case: its points and the time to reach max error 1e-3."""
+    wp = [r for r in rows if r["case"].startswith("work-precision")]
+    families = {}
+    for r in wp:
+        if r["status"] != "ok":
+            continue
+        fam = families.setdefault(r["family"], {"kind": r["kind"], "points": [], "at_target": None})
+        fam["points"].append({"rtol": r["params"].get("rtol"), "wall_median_s": r["wall_median_s"],
+                              "max_err": r["max_err"], "mean_err": r["mean_err"], "nfe": r["nfe"]})
+        if fam["at_target"] is None and r["max_err"] <= _WP_TARGET:
+            fam["at_target"] = fam["points"][-1]
+    ours = families.get(OURS_LIKELIHOOD, {}).get("at_target")
+    peer_times = {f: v["at_target"]["wall_median_s"] for f, v in families.items()
+                  if v["kind"] != "scorebench" and v["at_target"] is not None}
+    best = min(peer_times, key=peer_times.get) if peer_times else None
+    unreached = sorted(f for f, v in families.items() if v["kind"] != "scorebench" and v["at_target"] is None)
+    return {"target_max_err": _WP_TARGET, "families": families, "best_peer": best,
+            "peers_not_reaching_target": unreached,
+            "speedup_at_target": (peer_times[best] / ours["wall_median_s"]
+                                  if best is not None and ours is not None else None)}
+
+
+def _check(name, measured, goal, detail="", higher_is_better=True):
+    if measured is None:
+        return {"target": name, "measured": None, "goal": goal, "met": None,
+                "how_far": None, "detail": detail or "not measured in this run"}
+    how_far = goal / measured if higher_is_better else measured / goal
+    return {"target": name, "measured": measured, "goal": goal, "met": how_far <= 1.0,
+            "how_far": how_far, "detail": detail}
+
+
+def _row(rows, workload, impl, case_prefix=None):
+    for r in rows:
+        if (r["workload"] == workload and r["implementation"] == impl and r["status"] == "ok"
+                and (case_prefix is None or r["case"].startswith(case_prefix))):
+            return r
+    return None
+
+
+def evaluate_targets(rows, wp) -> list:
+    """The issue's targets (module docstring) evaluated on this run's rows."""
+    out = []
+    detail = ""
+    if wp["peers_not_reaching_target"]:
+        detail = ("did not reach max error 1e-3 at the tightest rtol tried: "
+                  + ", ".join(wp["peers_not_reaching_target"]))
+    out.append(_check("(a) time to max error 1e-3: best peer / scorebench >= 50",
+                      wp["speedup_at_target"], 50.0, detail))
+    r = _row(rows, "a", OURS_LIKELIHOOD, "log-likelihood")
+    out.append(_check("(a) rtol=1e-5: within 3x of the bound (fraction >= 1/3)",
+                      r and r["fraction_of_bound"], 1.0 / 3.0))
+    r = _row(rows, "c", OURS_EM)
+    out.append(_check("(c) EM: within 2x of the bound (fraction >= 1/2)",
+                      r and r["fraction_of_bound"], 0.5))
+    out.append(_check("(c) EM: >= 10x faster than the plain torch loop",
+                      r and r["speedup_vs_baseline"], 10.0))
+    for r in rows:
+        if r["workload"] != "e" or r["implementation"] != OURS_KERNEL or r["status"] != "ok":
+            continue
+        d = r["params"]["d"]
+        what = "the bound" if d <= 16 else "the matrix-multiply rate"
+        out.append(_check(f"(e) d={d} K={r['params']['K']}: within 2x of {what} (fraction >= 1/2)",
+                          r["fraction_of_bound"], 0.5))
+    return out
