@@ -9,8 +9,9 @@ Groups (``benchmark.group``), so pytest-benchmark prints each side by side:
     2-D, 8-component ring mixture (radius 4, variance 0.1), N = 10,000 points of p_eps, VP,
     eps = 1e-5, rtol = atol = 1e-5, exact divergence, default prior N(0, I). Rows:
     ``seed-style`` (scipy ``solve_ivp`` RK45 on the flattened batch, torch score, autograd
-    divergence; :mod:`_seed_baseline`), ``scipy-numpy`` (the same solve with an exact numpy
-    score and Laplacian), and scorebench's ``log_likelihood`` with ``backend="numpy"`` (the
+    divergence; :func:`scorebench.bench.peers.seed_style_loglik`), ``scipy-numpy`` (the same
+    solve with an exact numpy score and Laplacian; :func:`scorebench.bench.peers.scipy_flat_loglik`),
+    and scorebench's ``log_likelihood`` with ``backend="numpy"`` (the
     augmented ODE through the per-sample ``rk45`` stepper), ``backend="torch"``, and ``"auto"``
     (the fused numba kernel for the oracle). Every row uses the exact prior
     ``oracle.exact_log_prob_T``, so the only error left is the solver's; each row records in
@@ -29,22 +30,25 @@ thread count (observed: 1 -> 2 after the first fused call). It is recorded in ``
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
-from _seed_baseline import (
-    TorchMixtureScore,
-    ring_mixture_params,
-    scipy_numpy_loglik,
-    seed_style_loglik,
-)
 
 from scorebench.analytic import VPSDE, GaussianMixture, MixtureOracle
+from scorebench.bench.peers import scipy_flat_loglik, seed_style_loglik
 from scorebench.solvers.divergence import get_divergence
 from scorebench.solvers.likelihood import log_likelihood
 
 EPS, TOL, N = 1e-5, 1e-5, 10_000
 TORCH_THREADS = torch.get_num_threads()
+
+
+def ring_mixture_params(K: int = 8, radius: float = 4.0, variance: float = 0.1):
+    """Means (K, 2) on a circle and the common isotropic variance of the benchmark mixture."""
+    ang = 2.0 * math.pi * np.arange(K) / K
+    return np.stack([np.cos(ang), np.sin(ang)], axis=1) * radius, variance
 
 
 def _ring():
@@ -61,10 +65,9 @@ def _run_loglik(impl, oracle, sde, x, means, var):
     prior = oracle.exact_log_prob_T
     torch.set_num_threads(TORCH_THREADS)
     if impl == "seed-style":
-        score = TorchMixtureScore(means, var, sde)
-        return seed_style_loglik(x, score, sde, EPS, TOL, TOL, prior=prior)
+        return seed_style_loglik(x, oracle, EPS, TOL, TOL, prior=prior)
     if impl == "scipy-numpy":
-        return scipy_numpy_loglik(x, means, var, sde, EPS, TOL, TOL, prior=prior)
+        return scipy_flat_loglik(x, oracle, EPS, TOL, TOL, prior=prior)
     if impl == "scorebench-torch":
         res = log_likelihood(torch.as_tensor(x), oracle, sde, rtol=TOL, atol=TOL, eps=EPS,
                              prior=prior)

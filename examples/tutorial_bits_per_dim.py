@@ -46,8 +46,6 @@ L. Theis, A. van den Oord, M. Bethge, "A note on the evaluation of generative mo
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import sys
@@ -56,6 +54,9 @@ import numpy as np
 from scipy.special import logsumexp, ndtr
 
 import scorebench as sb
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _tutorial_common sits beside this script
+from _tutorial_common import check, finish, parse_args, save_figure, start_figures  # noqa: E402
 
 NAME = "bits_per_dim"
 LEVELS = 8  # 3-bit pixels, bins [k/L, (k+1)/L)
@@ -67,20 +68,6 @@ COUNTS = np.array([3, 4, 5, 6, 6, 5, 4, 3, 2, 2, 1, 1], dtype=np.float64)  # how
 EPS = 1e-5
 TOL = 1e-8
 REF_NODES = 128  # reference quadrature of the exact dequantised bpd (exact log-density only)
-
-
-def check(cond: bool, message: str) -> None:
-    """Raise AssertionError when ``cond`` is false (not stripped by ``python -O``)."""
-    if not cond:
-        raise AssertionError(message)
-
-
-def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--quick", action="store_true", help="smaller sizes (CI), < 15 s")
-    p.add_argument("--out", default="example-out", help="directory for figures (default ./example-out)")
-    p.add_argument("--seed", type=int, default=256, help="seed of the Monte Carlo dequantisation noise")
-    return p.parse_args(argv)
 
 
 def models(weights):
@@ -117,13 +104,8 @@ def discrete_bpd(oracle, weights) -> float:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    os.makedirs(args.out, exist_ok=True)
+    args = parse_args(argv, __doc__, seed=256, seed_help="seed of the Monte Carlo dequantisation noise")
+    plt = start_figures(args.out)
     n_nodes, n_mc = (8, 4) if args.quick else (16, 32)
     d = IMAGES.shape[1]
     weights = COUNTS / COUNTS.sum()
@@ -211,8 +193,7 @@ def main(argv=None) -> int:
     ax.set_title(f"Bits/dim of {IMAGES.shape[0]} two-pixel 3-bit images (VP SDE, eps = {EPS:g})")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(args.out, f"{NAME}.png"), dpi=100)
-    plt.close(fig)
+    save_figure(fig, args.out, f"{NAME}.png", dpi=100)
 
     u = np.linspace(-0.05, 1.05, 331)
     gxx, gyy = np.meshgrid(u, u)
@@ -229,13 +210,9 @@ def main(argv=None) -> int:
         ax.set_aspect("equal")
     axes[0].legend(fontsize=8, loc="upper center")
     fig.tight_layout()
-    fig.savefig(os.path.join(args.out, f"{NAME}_models.png"), dpi=100)
-    plt.close(fig)
+    save_figure(fig, args.out, f"{NAME}_models.png", dpi=100)
 
-    with open(os.path.join(args.out, f"{NAME}.json"), "w") as fh:
-        json.dump(summary, fh, indent=2)
-    print(f"  all checks passed; figures in {args.out}")
-    return 0
+    return finish(summary, args.out, NAME)
 
 
 if __name__ == "__main__":

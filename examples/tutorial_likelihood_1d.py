@@ -39,8 +39,6 @@ P. Massart, "Adaptive estimation of a quadratic functional by model selection", 
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import sys
@@ -52,32 +50,11 @@ from scipy import stats as sps
 import scorebench as sb
 from scorebench.verification.stats import dkw_threshold, ks_test_cdf
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _tutorial_common sits beside this script
+from _tutorial_common import check, finish, parse_args, save_figure, start_figures, three_gaussians  # noqa: E402
+
 NAME = "likelihood_1d"
 ALPHA = 1e-6  # family-wise level of the statistical assertions (Bonferroni over the two below)
-
-
-def check(cond: bool, message: str) -> None:
-    """Raise AssertionError when ``cond`` is false (not stripped by ``python -O``)."""
-    if not cond:
-        raise AssertionError(message)
-
-
-def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--quick", action="store_true", help="smaller sizes (CI), < 15 s")
-    p.add_argument("--out", default="example-out", help="directory for figures (default ./example-out)")
-    p.add_argument("--seed", type=int, default=20240601, help="seed of the Hutchinson probes")
-    return p.parse_args(argv)
-
-
-def three_gaussians() -> sb.GaussianMixture:
-    """The data: weights (0.3, 0.4, 0.3), means (-2, 0.5, 2.5), stds (0.4, 0.3, 0.6).
-
-    The same mixture as the verification suite's ``mix1d3`` scenario.
-    """
-    return sb.GaussianMixture.isotropic(
-        [0.3, 0.4, 0.3], [[-2.0], [0.5], [2.5]], np.array([0.4, 0.3, 0.6]) ** 2
-    )
 
 
 def laurent_massart_halfwidth(a: np.ndarray, alpha: float) -> float:
@@ -99,13 +76,8 @@ def laurent_massart_halfwidth(a: np.ndarray, alpha: float) -> float:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    os.makedirs(args.out, exist_ok=True)
+    args = parse_args(argv, __doc__, seed=20240601, seed_help="seed of the Hutchinson probes")
+    plt = start_figures(args.out)
     n_points = 1_000 if args.quick else 10_000
     eps, tol = 1e-5, 1e-6
     mix = three_gaussians()
@@ -184,8 +156,7 @@ def main(argv=None) -> int:
     ax.set_ylim(0, 1.3 * np.exp(exact).max())
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(args.out, f"{NAME}_density.png"), dpi=110)
-    plt.close(fig)
+    save_figure(fig, args.out, f"{NAME}_density.png", dpi=110)
 
     fig, ax = plt.subplots(figsize=(7, 4))
     floor = 1e-12
@@ -200,8 +171,7 @@ def main(argv=None) -> int:
     ax.set(xlabel="x", ylabel=r"$|\log p - \log p_\varepsilon|$", title="Error of the log-likelihood")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(os.path.join(args.out, f"{NAME}_error.png"), dpi=110)
-    plt.close(fig)
+    save_figure(fig, args.out, f"{NAME}_error.png", dpi=110)
 
     summary = {
         "n_points": n_points, "max_error_exact": max_err, "nfe_exact": res.nfe,
@@ -209,10 +179,7 @@ def main(argv=None) -> int:
         "mean_error_gaussian": mean_err, "std_mean_error_gaussian": sd, "ci_halfwidth_gaussian": half,
         "ks_chi2": ks.statistic, "ks_threshold": ks_thr,
     }
-    with open(os.path.join(args.out, f"{NAME}.json"), "w") as fh:
-        json.dump(summary, fh, indent=2)
-    print(f"  all checks passed; figures in {args.out}")
-    return 0
+    return finish(summary, args.out, NAME)
 
 
 if __name__ == "__main__":

@@ -39,8 +39,6 @@ J. Song, C. Meng, S. Ermon, "Denoising Diffusion Implicit Models", ICLR 2021.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import sys
@@ -52,6 +50,9 @@ import scorebench as sb
 from scorebench.solvers import get_solver, time_grid
 from scorebench.verification.exact_law import propagate_law
 from scorebench.verification.stats import ks_test_cdf
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _tutorial_common sits beside this script
+from _tutorial_common import check, finish, parse_args, save_figure, start_figures  # noqa: E402
 
 NAME = "point_masses"
 POINTS = np.array([-15.0, 1.0, -5.0, 15.0])
@@ -68,20 +69,6 @@ SAMPLERS = (  # (label, registered name, kind)
 # rejection for Euler-Maruyama), fractions (1)
 N_TESTS = len(CHAIN_CHECKS) + 2 * len(SAMPLERS) + 2
 ALPHA = 1e-6 / N_TESTS
-
-
-def check(cond: bool, message: str) -> None:
-    """Raise AssertionError when ``cond`` is false (not stripped by ``python -O``)."""
-    if not cond:
-        raise AssertionError(message)
-
-
-def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--quick", action="store_true", help="smaller sizes (CI), < 15 s")
-    p.add_argument("--out", default="example-out", help="directory for figures (default ./example-out)")
-    p.add_argument("--seed", type=int, default=4, help="seed of the chain and the samplers")
-    return p.parse_args(argv)
 
 
 def chi2_two_sided(k: int, alpha: float) -> tuple[float, float]:
@@ -108,14 +95,9 @@ def lone_point_law(solver_name: str, sde, grid, point: float):
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    args = parse_args(argv, __doc__, seed=4, seed_help="seed of the chain and the samplers")
+    plt = start_figures(args.out)
     from matplotlib.colors import SymLogNorm
-
-    os.makedirs(args.out, exist_ok=True)
     n_chain, n_samp = (1_000, 1_000) if args.quick else (4_000, 4_000)
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(args.seed).spawn(2)]
     summary = {"alpha_per_test": ALPHA}
@@ -212,8 +194,7 @@ def main(argv=None) -> int:
         ax.fill_between(steps, mean - 2 * sd, mean + 2 * sd, color="C1", alpha=0.15)
     ax.set(xlabel="chain step n", ylabel="x", title="DDPM forward chain; exact VP marginals (mean +- 2 sd)")
     fig.tight_layout()
-    fig.savefig(os.path.join(args.out, f"{NAME}_chain.png"), dpi=100)
-    plt.close(fig)
+    save_figure(fig, args.out, f"{NAME}_chain.png", dpi=100)
 
     ts = np.linspace(eps, 1.0, 200)
     xs = np.linspace(-20.0, 20.0, 400)
@@ -226,8 +207,7 @@ def main(argv=None) -> int:
     fig.colorbar(mesh, ax=ax, label=r"$\nabla_x \log p_t(x)$")
     ax.set(xlabel="t", ylabel="x", title="Exact score of the point masses (lines: a(t) x_k)")
     fig.tight_layout()
-    fig.savefig(os.path.join(args.out, f"{NAME}_score.png"), dpi=100)
-    plt.close(fig)
+    save_figure(fig, args.out, f"{NAME}_score.png", dpi=100)
 
     fig, axes = plt.subplots(1, len(SAMPLERS), figsize=(14, 3.6), sharey=True)
     for ax, (label, _, _) in zip(axes, SAMPLERS):
@@ -237,8 +217,7 @@ def main(argv=None) -> int:
     axes[0].set_ylabel("x")
     fig.suptitle("Reverse flows driven by the exact score (from exact p_T)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(os.path.join(args.out, f"{NAME}_flows.png"), dpi=100)
-    plt.close(fig)
+    save_figure(fig, args.out, f"{NAME}_flows.png", dpi=100)
 
     fig, axes = plt.subplots(1, len(SAMPLERS), figsize=(14, 3.2), sharey=True)
     u = np.linspace(-6.0, 6.0, 400)
@@ -254,13 +233,9 @@ def main(argv=None) -> int:
     axes[0].legend(fontsize=8)
     fig.suptitle("Memorisation: every sample is a training point plus N(0, s(eps)^2) noise", fontsize=10)
     fig.tight_layout()
-    fig.savefig(os.path.join(args.out, f"{NAME}_memorisation.png"), dpi=100)
-    plt.close(fig)
+    save_figure(fig, args.out, f"{NAME}_memorisation.png", dpi=100)
 
-    with open(os.path.join(args.out, f"{NAME}.json"), "w") as fh:
-        json.dump(summary, fh, indent=2)
-    print(f"  all checks passed; figures in {args.out}")
-    return 0
+    return finish(summary, args.out, NAME)
 
 
 if __name__ == "__main__":

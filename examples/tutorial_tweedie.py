@@ -41,8 +41,6 @@ high order gradients of the data distribution by denoising", NeurIPS 2021 (secon
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import sys
@@ -51,30 +49,12 @@ import numpy as np
 
 import scorebench as sb
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _tutorial_common sits beside this script
+from _tutorial_common import check, finish, parse_args, save_figure, start_figures, three_gaussians  # noqa: E402
+
 NAME = "tweedie"
 TIMES = (0.01, 0.1, 0.3, 0.6, 0.9)
 MC_TIMES = (0.1, 0.3)
-
-
-def check(cond: bool, message: str) -> None:
-    """Raise AssertionError when ``cond`` is false (not stripped by ``python -O``)."""
-    if not cond:
-        raise AssertionError(message)
-
-
-def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--quick", action="store_true", help="smaller sizes (CI), < 15 s")
-    p.add_argument("--out", default="example-out", help="directory for figures (default ./example-out)")
-    p.add_argument("--seed", type=int, default=2011, help="seed of the Monte Carlo draws")
-    return p.parse_args(argv)
-
-
-def three_gaussians() -> sb.GaussianMixture:
-    """1-D data: weights (0.3, 0.4, 0.3), means (-2, 0.5, 2.5), stds (0.4, 0.3, 0.6)."""
-    return sb.GaussianMixture.isotropic(
-        [0.3, 0.4, 0.3], [[-2.0], [0.5], [2.5]], np.array([0.4, 0.3, 0.6]) ** 2
-    )
 
 
 def blob_line_point() -> sb.GaussianMixture:
@@ -119,13 +99,8 @@ def rejection_posterior_means(mix, a, s, queries, n_prior, rng):
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    os.makedirs(args.out, exist_ok=True)
+    args = parse_args(argv, __doc__, seed=2011, seed_help="seed of the Monte Carlo draws")
+    plt = start_figures(args.out)
     n_prior = 40_000 if args.quick else 400_000
     rng = np.random.default_rng(args.seed)
     sdes = [sb.VPSDE(), sb.SubVPSDE(), sb.VESDE(), sb.LinearSDE(lambda t: 0.0 * t, lambda t: 25.0**t)]
@@ -208,8 +183,7 @@ def main(argv=None) -> int:
     axes[0].set_ylabel(r"$x_0$")
     axes[0].legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    fig.savefig(os.path.join(args.out, f"{NAME}_1d.png"), dpi=100)
-    plt.close(fig)
+    save_figure(fig, args.out, f"{NAME}_1d.png", dpi=100)
 
     mix = datasets["2-D blob + line + point"]
     oracle = sb.MixtureOracle(mix, sde)
@@ -227,13 +201,9 @@ def main(argv=None) -> int:
     ax.set_aspect("equal")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(args.out, f"{NAME}_2d.png"), dpi=100)
-    plt.close(fig)
+    save_figure(fig, args.out, f"{NAME}_2d.png", dpi=100)
 
-    with open(os.path.join(args.out, f"{NAME}.json"), "w") as fh:
-        json.dump(summary, fh, indent=2)
-    print(f"  all checks passed; figures in {args.out}")
-    return 0
+    return finish(summary, args.out, NAME)
 
 
 if __name__ == "__main__":

@@ -40,8 +40,6 @@ ICLR 2021. P. Massart, Ann. Probab. 18 (1990). A. Gretton et al., JMLR 13 (2012)
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
@@ -58,31 +56,13 @@ from scorebench.verification.stats import (
     mmd_test_mixture,
 )
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _tutorial_common sits beside this script
+from _tutorial_common import check, finish, parse_args, save_figure, start_figures, three_gaussians  # noqa: E402
+
 NAME = "ve_sampling"
 SIGMA = 25.0
 EPS = 1e-3
 LENGTHSCALE = 1.0
-
-
-def check(cond: bool, message: str) -> None:
-    """Raise AssertionError when ``cond`` is false (not stripped by ``python -O``)."""
-    if not cond:
-        raise AssertionError(message)
-
-
-def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--quick", action="store_true", help="smaller sizes (CI), < 15 s")
-    p.add_argument("--out", default="example-out", help="directory for figures (default ./example-out)")
-    p.add_argument("--seed", type=int, default=25, help="seed of p_T draws and Brownian paths")
-    return p.parse_args(argv)
-
-
-def three_gaussians() -> sb.GaussianMixture:
-    """1-D data: weights (0.3, 0.4, 0.3), means (-2, 0.5, 2.5), stds (0.4, 0.3, 0.6)."""
-    return sb.GaussianMixture.isotropic(
-        [0.3, 0.4, 0.3], [[-2.0], [0.5], [2.5]], np.array([0.4, 0.3, 0.6]) ** 2
-    )
 
 
 def ring_of_eight() -> sb.GaussianMixture:
@@ -128,13 +108,8 @@ def prior_mismatch_mmd(p_T: sb.GaussianMixture, prior_std: float) -> float:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    os.makedirs(args.out, exist_ok=True)
+    args = parse_args(argv, __doc__, seed=25, seed_help="seed of p_T draws and Brownian paths")
+    plt = start_figures(args.out)
     # quick: at 100 steps the 1-D KS bias is about 0.007 (n = 100,000), far below the 0.064 threshold
     n1, n2, steps = (2_000, 1_000, 100) if args.quick else (10_000, 4_000, 500)
     sde = sb.LinearSDE(lambda t: 0.0 * t, lambda t: SIGMA**t, name="ve-sigma25")
@@ -199,8 +174,7 @@ def main(argv=None) -> int:
     axes[0].legend(fontsize=8)
     fig.suptitle(rf"VE SDE, $g(t) = {SIGMA:g}^t$, 1-D, n = {n1}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(os.path.join(args.out, f"{NAME}_1d.png"), dpi=100)
-    plt.close(fig)
+    save_figure(fig, args.out, f"{NAME}_1d.png", dpi=100)
 
     u = np.linspace(-5.5, 5.5, 220)
     gx, gy = np.meshgrid(u, u)
@@ -218,13 +192,9 @@ def main(argv=None) -> int:
     fig.suptitle(rf"VE SDE, $g(t) = {SIGMA:g}^t$, 2-D ring, n = {n2} (contours: exact $\log p_\varepsilon$)",
                  fontsize=10)
     fig.tight_layout()
-    fig.savefig(os.path.join(args.out, f"{NAME}_2d.png"), dpi=100)
-    plt.close(fig)
+    save_figure(fig, args.out, f"{NAME}_2d.png", dpi=100)
 
-    with open(os.path.join(args.out, f"{NAME}.json"), "w") as fh:
-        json.dump(summary, fh, indent=2)
-    print(f"  all checks passed; figures in {args.out}")
-    return 0
+    return finish(summary, args.out, NAME)
 
 
 if __name__ == "__main__":

@@ -20,21 +20,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from scorebench.cli import _check_writable, _seed, _UsageError
+
 __all__ = ["add_parser", "cmd_bench"]
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -70,12 +61,9 @@ def cmd_bench(args) -> int:
 
     out = Path(args.out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".scorebench-write-test-"):
-            pass
-    except OSError as exc:
-        print(f"scorebench bench: error: --out: cannot write to {str(out)!r}: "
-              f"{exc.strerror or exc}", file=sys.stderr)
+        _check_writable(out)
+    except _UsageError as exc:
+        print(f"scorebench bench: error: {exc}", file=sys.stderr)
         return 2
     profile = "tiny" if args.tiny else "quick" if args.quick else "full"
     start = time.perf_counter()

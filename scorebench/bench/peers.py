@@ -194,8 +194,12 @@ def _grid(T, eps, steps):
     return np.linspace(T, eps, steps + 1)
 
 
-def torch_em_loop(oracle, x_T, steps, eps, seed, dtype=None):
-    """``(x, nfe)``: plain torch Euler–Maruyama on the reverse SDE, uniform grid T -> eps."""
+def _torch_reverse_loop(oracle, x_T, steps, eps, seed, dtype, corrector=None):
+    """Plain torch Euler–Maruyama on the reverse SDE over the uniform grid T -> eps.
+
+    After each predictor step, ``corrector(x, t, t_next, score, gen, dtype)`` (if given) returns
+    the corrected state. Returns the final state as a float64 numpy array.
+    """
     import torch
 
     dtype = dtype or torch.float64
@@ -209,31 +213,31 @@ def torch_em_loop(oracle, x_T, steps, eps, seed, dtype=None):
             f, g2 = float(sde.drift_coeff(t)), float(sde.diffusion_sq(t))
             noise = torch.randn(x.shape, generator=gen, dtype=dtype)
             x = x + (f * x - g2 * score(x, t)) * dt + math.sqrt(g2 * -dt) * noise
-    return x.double().numpy(), steps
+            if corrector is not None:
+                x = corrector(x, t, t_next, score, gen, dtype)
+    return x.double().numpy()
+
+
+def torch_em_loop(oracle, x_T, steps, eps, seed, dtype=None):
+    """``(x, nfe)``: plain torch Euler–Maruyama on the reverse SDE, uniform grid T -> eps."""
+    return _torch_reverse_loop(oracle, x_T, steps, eps, seed, dtype), steps
 
 
 def torch_pc_loop(oracle, x_T, steps, eps, seed, snr=0.16, dtype=None):
     """``(x, nfe)``: torch EM predictor + one Langevin corrector (batch-mean norms, snr rule)."""
     import torch
 
-    dtype = dtype or torch.float64
-    sde, score = oracle.sde, torch_score(oracle, dtype)
-    gen = torch.Generator().manual_seed(int(seed))
-    x = torch.as_tensor(x_T, dtype=dtype).clone()
-    grid = _grid(float(sde.T), eps, steps)
-    with torch.no_grad():
-        for t, t_next in zip(grid[:-1], grid[1:]):
-            dt = float(t_next - t)
-            f, g2 = float(sde.drift_coeff(t)), float(sde.diffusion_sq(t))
-            noise = torch.randn(x.shape, generator=gen, dtype=dtype)
-            x = x + (f * x - g2 * score(x, t)) * dt + math.sqrt(g2 * -dt) * noise
-            alpha = (float(sde.mean_coeff(t)) / float(sde.mean_coeff(t_next))) ** 2
-            s = score(x, t_next)
-            z = torch.randn(x.shape, generator=gen, dtype=dtype)
-            ratio = float(z.norm(dim=1).mean()) / float(s.norm(dim=1).mean())
-            step = 2.0 * alpha * (snr * ratio) ** 2
-            x = x + step * s + math.sqrt(2.0 * step) * z
-    return x.double().numpy(), 2 * steps
+    sde = oracle.sde
+
+    def langevin(x, t, t_next, score, gen, dtype):
+        alpha = (float(sde.mean_coeff(t)) / float(sde.mean_coeff(t_next))) ** 2
+        s = score(x, t_next)
+        z = torch.randn(x.shape, generator=gen, dtype=dtype)
+        ratio = float(z.norm(dim=1).mean()) / float(s.norm(dim=1).mean())
+        step = 2.0 * alpha * (snr * ratio) ** 2
+        return x + step * s + math.sqrt(2.0 * step) * z
+
+    return _torch_reverse_loop(oracle, x_T, steps, eps, seed, dtype, langevin), 2 * steps
 
 
 def torchsde_em(oracle, x_T, steps, eps, seed):
