@@ -10,7 +10,8 @@ With :math:`z_k = U_k^\top x - a U_k^\top\mu_k` and :math:`u_k = z_k/\lambda_k`:
     \ell_k = \log w_k - \tfrac12 \textstyle\sum_i \log\lambda_{ki} - \tfrac12 z_k\cdot u_k,\quad
     \pi = \mathrm{softmax}_k(\ell),\quad
     \nabla\log p_t = -\textstyle\sum_k \pi_k U_k u_k,\quad
-    \Delta\log p_t = \textstyle\sum_k \pi_k (|u_k|^2 - \mathrm{tr}\,\lambda_k^{-1}) - |\nabla\log p_t|^2 .
+    \Delta\log p_t = \textstyle\sum_k \pi_k (|u_k|^2 - \mathrm{tr}\,\lambda_k^{-1})
+                     - |\nabla\log p_t|^2 .
 
 Every lane has its own point and its own time (per-sample adaptive solvers need that; fixed-grid
 samplers fill all lanes with one time). :func:`lanes_time_setup` turns per-lane ``(a, s^2)`` into
@@ -20,12 +21,16 @@ unit-stride loop over lanes that LLVM vectorises (with the branch-free
 :func:`~._numba_math.fast_exp`); a lane's result never depends on the other lanes. Points in the
 original coordinates when every covariance is diagonal (``diag``), else projected with
 ``W[i, j, k] = U_k[j, i]``; with equal eigenvalues in all components (``shared``) the
-log-determinants cancel in the responsibilities and are skipped.
+log-determinants cancel in the responsibilities and are skipped. When both hold (isotropic or
+diagonal components of one shape, e.g. the benchmark ring) :func:`lanes_score_diag_shared` needs
+no (d, K, B) array at all.
 
 Operation count per point (d dimensions, K components): quadratic forms 4Kd flops (``diag``) or
 4Kd + 2Kd^2 (projection), K ``exp`` and ~4K flops for the softmax, 2Kd (``diag``) or 2Kd + 2Kd^2
 for the score, 3Kd + 2K for the Laplacian. Time set-up: d divisions (``shared``) or Kd divisions
-and Kd logarithms.
+and Kd logarithms. ``diag`` and ``shared``: 3Kd + K flops, K ``exp``, 3Kd + 5d flops, d
+divisions. The functions are compiled once and called once per block of lanes (their argument
+reference counting is then negligible), which keeps the kernels' compile time down.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ from numba import njit
 
 from ._numba_math import fast_exp, fast_log
 
-__all__ = ["MixtureLayout", "mixture_layout", "lanes_time_setup", "lanes_score"]
+__all__ = ["MixtureLayout", "mixture_layout", "lanes_time_setup", "lanes_score",
+           "lanes_score_diag_shared"]
 
 # FMA contraction and reassociation (so reductions vectorise); fast_exp keeps its own flags.
 _FM = {"contract", "reassoc"}
@@ -89,7 +95,7 @@ def mixture_layout(mix) -> MixtureLayout:
                          np.ascontiguousarray(np.log(mix.weights[keep])))
 
 
-@njit(cache=True, fastmath=_FM, error_model="numpy", inline="always")
+@njit(cache=True, fastmath=_FM, error_model="numpy")
 def lanes_time_setup(A, S2, lamT, logw, shared, INV, C, TR, tmp):
     """Per-lane ``INV`` (d, K, B), ``C`` (K, B), ``TR`` (K, B) from ``A``, ``S2`` (B,).
 
@@ -123,7 +129,7 @@ def lanes_time_setup(A, S2, lamT, logw, shared, INV, C, TR, tmp):
                     C[k, b] -= 0.5 * fast_log(var)
 
 
-@njit(cache=True, fastmath=_FM, error_model="numpy", inline="always")
+@njit(cache=True, fastmath=_FM, error_model="numpy")
 def lanes_score(X, A, diag, mT, W, INV, C, TR, want_lap, U, L, M, S, SC, LAP):
     """Score ``SC`` (d, B) and, if ``want_lap``, Laplacian ``LAP`` (B,) of p_t at ``X`` (d, B).
 
@@ -210,3 +216,69 @@ def lanes_score(X, A, diag, mT, W, INV, C, TR, want_lap, U, L, M, S, SC, LAP):
         for i in range(d):
             for b in range(B):
                 LAP[b] -= SC[i, b] * SC[i, b]
+
+
+@njit(cache=True, fastmath=_FM, error_model="numpy")
+def lanes_score_diag_shared(X, A, S2, mT, lamT, logw, want_lap, L, M, S, S1, S2c, SC, LAP):
+    r"""Fast path when every covariance is diagonal with the same diagonal ``lamT[:, 0]``.
+
+    With :math:`v_i = a^2\lambda_i + s^2` common to all components, the log-determinants cancel,
+    :math:`\ell_k = \log w_k - \tfrac12\sum_i z_{ki}^2 / v_i`, :math:`z_{ki} = x_i - a\mu_{ki}`,
+    and with :math:`\bar z_i = \sum_k \pi_k z_{ki}`,
+    :math:`\overline{z^2_i} = \sum_k \pi_k z_{ki}^2`:
+    score :math:`= -\bar z / v`, Laplacian :math:`= \sum_i (\overline{z^2_i}/v_i^2 - 1/v_i)
+    - |\mathrm{score}|^2`. No (d, K, B) array: z is recomputed (one FMA) instead of stored.
+    Scratch: ``L`` (K, B), ``M``, ``S`` (B,), ``S1``, ``S2c`` (d, B) (``S1`` ends up holding 1/v).
+    """
+    d, K = mT.shape
+    B = X.shape[1]
+    INV = S1
+    for i in range(d):
+        for b in range(B):
+            INV[i, b] = 1.0 / (A[b] * A[b] * lamT[i, 0] + S2[b])
+    for k in range(K):
+        w = logw[k]
+        for b in range(B):
+            L[k, b] = w
+        for i in range(d):
+            mik = mT[i, k]
+            for b in range(B):
+                z = X[i, b] - A[b] * mik
+                L[k, b] -= 0.5 * z * z * INV[i, b]
+    for b in range(B):
+        M[b] = L[0, b]
+    for k in range(1, K):
+        for b in range(B):
+            v = L[k, b]
+            M[b] = v if v > M[b] else M[b]
+    for b in range(B):
+        S[b] = 0.0
+    for k in range(K):
+        for b in range(B):
+            e = fast_exp(L[k, b] - M[b])
+            L[k, b] = e
+            S[b] += e
+    for b in range(B):
+        S[b] = 1.0 / S[b]
+    for i in range(d):
+        for b in range(B):
+            SC[i, b] = 0.0
+            S2c[i, b] = 0.0
+    for k in range(K):
+        for i in range(d):
+            mik = mT[i, k]
+            for b in range(B):
+                z = X[i, b] - A[b] * mik
+                pz = L[k, b] * z
+                SC[i, b] += pz
+                S2c[i, b] += pz * z
+    for i in range(d):
+        for b in range(B):
+            SC[i, b] *= -S[b] * INV[i, b]  # S holds 1 / sum of the unnormalised weights
+    if want_lap:
+        for b in range(B):
+            LAP[b] = 0.0
+        for i in range(d):
+            for b in range(B):
+                iv = INV[i, b]
+                LAP[b] += (S2c[i, b] * S[b] * iv - 1.0) * iv - SC[i, b] * SC[i, b]

@@ -1,15 +1,16 @@
-r"""Scalar building blocks for the fused numba kernels: a vectorisable ``exp`` and a fast normal RNG.
+r"""Scalar building blocks for the fused numba kernels: vectorisable ``exp``/``log``, a normal RNG.
 
 ``fast_exp``
     LLVM cannot vectorise a loop that calls libm's ``exp`` (numba has no SVML here), and a scalar
     ``exp`` costs ~6 ns, eight times numpy's SIMD ``exp``. ``fast_exp`` is branch-free, so a loop
-    over mixture components compiles to SIMD code: Cody–Waite reduction
+    over lanes (samples) compiles to SIMD code: Cody–Waite reduction
     :math:`x = n \ln 2 + r`, :math:`|r| \le \ln 2 / 2`, the degree-12 Taylor polynomial of
     :math:`e^r` (truncation :math:`(\ln 2/2)^{13}/13! < 2 \cdot 10^{-16}`) and :math:`2^n` built in
     the exponent bits. Relative error below 4e-16 on :math:`[-708, 709]`; arguments are clamped to
-    that range (below -708 it returns :math:`e^{-708} \approx 3 \cdot 10^{-308}` instead of a smaller
-    number -- the kernels only exponentiate log-weights relative to their maximum, so this is
-    invisible). NaN propagates.
+    that range (below -708 it returns :math:`e^{-708} \approx 3 \cdot 10^{-308}` instead of a
+    smaller number -- the kernels only exponentiate log-weights relative to their maximum, so
+    this is invisible). NaN propagates. ``fast_expm1`` (same reduction, cancellation-free) and
+    ``fast_log`` (exponent split and an atanh series) are built the same way.
 ``standard_normal`` / ``uniform``
     Per-stream xoshiro256++ generators (Blackman & Vigna 2021) seeded by SplitMix64 from
     ``(seed, stream)``, and the 256-layer ziggurat of Marsaglia & Tsang (2000) with numpy's
@@ -32,7 +33,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["fast_exp", "fast_expm1", "fast_log", "seed_stream", "next_u64", "uniform", "standard_normal", "ziggurat_tables"]
+__all__ = ["fast_exp", "fast_expm1", "fast_log", "seed_stream", "next_u64", "uniform",
+           "standard_normal", "ziggurat_tables"]
 
 
 @intrinsic

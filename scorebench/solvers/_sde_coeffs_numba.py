@@ -15,7 +15,8 @@ code       f(t)              g(t)^2                           a(t)        s(t)^2
 =========  ================  ===============================  ==========  ===================
 
 with :math:`\beta = \beta_{min} + t(\beta_{max}-\beta_{min})`,
-:math:`B = \beta_{min} t + \tfrac12(\beta_{max}-\beta_{min}) t^2`, :math:`L = \ln(\sigma_{max}/\sigma_{min})`
+:math:`B = \beta_{min} t + \tfrac12(\beta_{max}-\beta_{min}) t^2`,
+:math:`L = \ln(\sigma_{max}/\sigma_{min})`
 and :math:`\sigma = \sigma_{min} e^{L t / T}`.
 
 Parameter vectors: VP and sub-VP ``[beta_min, beta_max, T]``; VE ``[sigma_min, sigma_max, T, L]``.
@@ -41,7 +42,7 @@ VP, SUBVP, VE = 0, 1, 2
 
 
 def sde_to_params(sde):
-    """Family code and float64 parameter vector of ``sde``, or ``None`` if it has no closed form here.
+    """Family code and float64 parameter vector of ``sde``, or ``None`` without a closed form here.
 
     Only the exact classes ``VPSDE``, ``SubVPSDE`` and ``VESDE`` are recognised (a subclass may
     override the formulas, so it falls back like a ``LinearSDE``).
@@ -81,7 +82,7 @@ def sde_coeffs(code, params, t):
     return f, beta * (-math.expm1(-2.0 * B)), a, math.expm1(-B) ** 2
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def lanes_coeffs(code, params, t, F, G2, A, S2):
     """:func:`sde_coeffs` for every entry of ``t`` (B,) into ``F, G2, A, S2`` (B,), vectorisable.
 

@@ -1,0 +1,303 @@
+r"""The per-sample Dormand–Prince 5(4) likelihood kernel (see :mod:`.fused_likelihood_numba`).
+
+Samples are integrated in SIMD lanes, each with its own copy of scipy's ``RK45`` controller
+(its own time, step size, accepts and rejects). The lanes move through the six stages of an
+attempt in lockstep, so the stage inputs, the fused velocity and divergence (:func:`_rhs`, each
+lane at its own time and point) and the error estimate are SIMD loops over lanes; only the
+controller (once per attempt) is scalar code per lane. A lane that finishes a sample (or fails)
+writes its results and loads the next sample of its chunk for the next attempt, which it spends
+on f(eps, y0) and Hairer's second evaluation (stages 1 and 2; the other four evaluations of that
+attempt are wasted). Each lane's arithmetic is independent of the other lanes: results do not
+depend on the lane, the chunk or the thread a sample lands on.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ._mixture_lanes_numba import lanes_score, lanes_score_diag_shared, lanes_time_setup
+from ._numba_math import fast_exp, fast_log
+from ._sde_coeffs_numba import lanes_coeffs
+
+__all__ = ["loglik_kernel", "OK", "STEP_TOO_SMALL", "TOO_MANY_STEPS", "LANES"]
+
+_FM = {"contract"}  # FMA only: the controller's arithmetic (t + h, t_new - t) stays as written
+SAFETY, MIN_FACTOR, MAX_FACTOR = 0.9, 0.2, 10.0  # scipy's RK45 controller constants
+_EXPONENT = -0.2  # -1 / (error_estimator_order + 1)
+LANES = 64  # samples integrated side by side (SIMD lanes)
+OK, STEP_TOO_SMALL, TOO_MANY_STEPS = 0, 1, 2
+
+# Dormand-Prince 5(4) (scipy RK45) as data: nodes, stage matrix (row 6 = 5th-order weights, so
+# the 7th stage is the FSAL evaluation at the new point) and error weights.
+_DP_C = np.array([0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0])
+_DP_A = np.array([
+    [0, 0, 0, 0, 0, 0, 0],
+    [1 / 5, 0, 0, 0, 0, 0, 0],
+    [3 / 40, 9 / 40, 0, 0, 0, 0, 0],
+    [44 / 45, -56 / 15, 32 / 9, 0, 0, 0, 0],
+    [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729, 0, 0, 0],
+    [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656, 0, 0],
+    [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0],
+], dtype=np.float64)
+_DP_E = np.array([-71 / 57600, 0, 71 / 16695, -71 / 1920, 17253 / 339200, -22 / 525, 1 / 40])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _lo(a, b):
+    # explicit selects: numba's builtin min/max defeat its reference-count pruning
+    return a if a < b else b
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _hi(a, b):
+    return a if a > b else b
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _err_pow(err):
+    """SAFETY * err ** (-1/5) for a finite err > 0 (scipy's step factor before clipping)."""
+    return SAFETY * fast_exp(_EXPONENT * fast_log(err))
+
+
+@njit(cache=True, fastmath=_FM, error_model="numpy", inline="always")
+def _rhs(tt, Y, out, code, params, diag, shared, mT, W, lamT, logw, work, INV, C, TR, U, L,
+         P):
+    """out (m, B) = (v, div v) at the lanes' points Y[:d] (m, B) and times tt (B,)."""
+    d = mT.shape[0]
+    B = tt.shape[0]
+    F, G2, A, S2, tmp, M, S, LAP = (work[0], work[1], work[2], work[3], work[4], work[5],
+                                    work[6], work[7])
+    lanes_coeffs(code, params, tt, F, G2, A, S2)
+    if diag and shared:
+        lanes_score_diag_shared(Y, A, S2, mT, lamT, logw, True, L, M, S, P[0], P[1], out, LAP)
+    else:
+        lanes_time_setup(A, S2, lamT, logw, shared, INV, C, TR, tmp)
+        lanes_score(Y, A, diag, mT, W, INV, C, TR, True, U, L, M, S, out, LAP)
+    for i in range(d):
+        for b in range(B):
+            out[i, b] = F[b] * Y[i, b] - 0.5 * G2[b] * out[i, b]
+    for b in range(B):
+        out[d, b] = d * F[b] - 0.5 * G2[b] * LAP[b]
+
+
+@njit(cache=True, fastmath=_FM, error_model="numpy")
+def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, rtol, atol,
+                 first_step, max_steps, xT, delta, nfe, nacc, nrej, status):
+    """Integrate samples n0 .. n1 - 1 of X (N, d), LANES at a time (see the module docstring)."""
+    d, K = mT.shape
+    m = d + 1
+    B = LANES
+    T = params[2]
+    interval = T - eps
+    Y = np.zeros((m, B))  # state at the lane's current time
+    Yt = np.zeros((m, B))  # point of this pass's evaluation
+    F = np.empty((m, B))
+    KS = np.zeros((7, m, B))
+    work = np.empty((8, B))
+    INV = np.empty((d, K, B))
+    U = np.empty((d, K, B))
+    P = np.empty((2, d, B))
+    C = np.empty((K, B))
+    TR = np.empty((K, B))
+    L = np.empty((K, B))
+    tt = np.empty(B)
+    ERR = np.empty(B)
+    idx = np.full(B, -1, dtype=np.int64)
+    init = np.zeros(B, dtype=np.bool_)  # lane loaded a new sample: this attempt is f0 (and f1)
+    tcur = np.full(B, T)
+    habs = np.zeros(B)
+    hs = np.zeros(B)
+    h0 = np.zeros(B)
+    d1 = np.zeros(B)
+    tnew = np.empty(B)
+    min_step = np.zeros(B)
+    new_step = np.ones(B, dtype=np.bool_)
+    rejected = np.zeros(B, dtype=np.bool_)
+    na = np.zeros(B, dtype=np.int64)
+    nr = np.zeros(B, dtype=np.int64)
+    ev = np.zeros(B, dtype=np.int64)
+    nxt = n0
+    while True:
+        # ---- start of an attempt, lane by lane: scipy's RK45._step_impl up to the stages
+        busy = False
+        for b in range(B):
+            hs[b] = 0.0
+            while True:
+                n = idx[b]
+                if n < 0 and nxt < n1:  # load the next sample of the chunk
+                    n = nxt
+                    nxt += 1
+                    idx[b] = n
+                    for i in range(d):
+                        Y[i, b] = X[n, i]
+                    Y[d, b] = 0.0
+                    tcur[b] = eps
+                    init[b] = True
+                    na[b] = 0
+                    nr[b] = 0
+                    ev[b] = 0
+                    new_step[b] = True
+                if n < 0 or init[b]:
+                    break
+                st = OK
+                if new_step[b]:
+                    t = tcur[b]
+                    min_step[b] = 10.0 * abs(np.nextafter(t, np.inf) - t)
+                    if habs[b] < min_step[b]:
+                        habs[b] = min_step[b]
+                    rejected[b] = False
+                    new_step[b] = False
+                if habs[b] < min_step[b]:
+                    st = STEP_TOO_SMALL
+                elif na[b] + nr[b] >= max_steps:
+                    st = TOO_MANY_STEPS
+                if st != OK:
+                    _finish(b, n, st, Y, d, na, nr, ev, xT, delta, nfe, nacc, nrej, status)
+                    idx[b] = -1
+                    continue  # the lane loads its next sample
+                t_new = tcur[b] + habs[b]
+                if t_new > T:
+                    t_new = T
+                tnew[b] = t_new
+                hs[b] = t_new - tcur[b]
+                habs[b] = hs[b]
+                break
+            busy = busy or idx[b] >= 0
+        if not busy:
+            break
+        # ---- the six stages, all lanes in lockstep (SIMD over lanes); idle lanes have hs = 0
+        for s in range(1, 7):
+            for b in range(B):
+                tt[b] = tcur[b] + _DP_C[s] * hs[b]
+            for i in range(m):
+                for b in range(B):
+                    Yt[i, b] = Y[i, b]
+                for j in range(s):
+                    a_sj = _DP_A[s, j]
+                    for b in range(B):
+                        Yt[i, b] += hs[b] * a_sj * KS[j, i, b]
+            if s <= 2:  # lanes starting a sample: f(eps, y0), then Hairer's f(eps + h0, ...)
+                for b in range(B):
+                    if init[b] and idx[b] >= 0:
+                        if s == 1:
+                            tt[b] = eps
+                        elif first_step > 0.0:
+                            tt[b] = T  # only f0 is needed; this evaluation is not used
+                        else:
+                            tt[b] = eps + h0[b]
+                            for i in range(m):
+                                Yt[i, b] = Y[i, b] + h0[b] * KS[0, i, b]
+            _rhs(tt, Yt, F, code, params, diag, shared, mT, W, lamT, logw, work, INV, C, TR, U, L,
+                 P)
+            for i in range(m):
+                for b in range(B):
+                    KS[s, i, b] = F[i, b]
+            if s <= 2:
+                for b in range(B):
+                    if init[b] and idx[b] >= 0:
+                        if s == 1:
+                            _initial_f0(b, Y, F, KS, m, rtol, atol, interval, first_step, h0, d1,
+                                        habs, ev)
+                        elif first_step <= 0.0:
+                            _initial_f1(b, Y, F, KS, m, rtol, atol, interval, h0, d1, habs, ev)
+        # ---- error estimate (SIMD), then each lane's controller
+        for b in range(B):
+            ERR[b] = 0.0
+        for i in range(m):
+            for b in range(B):
+                e = _DP_E[0] * KS[0, i, b]
+                for j in range(2, 7):
+                    e += _DP_E[j] * KS[j, i, b]
+                sc = atol + _hi(abs(Y[i, b]), abs(Yt[i, b])) * rtol
+                r = hs[b] * e / sc
+                ERR[b] += r * r
+        for b in range(B):
+            n = idx[b]
+            if n < 0:
+                continue
+            if init[b]:
+                init[b] = False
+                continue
+            ev[b] += 6
+            err = math.sqrt(ERR[b] / m)  # scipy's RMS error norm over the m components
+            if err < 1.0:
+                factor = MAX_FACTOR if err == 0.0 else _lo(MAX_FACTOR, _err_pow(err))
+                if rejected[b]:
+                    factor = _lo(1.0, factor)
+                habs[b] *= factor
+                na[b] += 1
+                new_step[b] = True
+                tcur[b] = tnew[b]
+                for i in range(m):
+                    Y[i, b] = Yt[i, b]
+                    KS[0, i, b] = KS[6, i, b]  # FSAL
+                if tcur[b] >= T:
+                    _finish(b, n, OK, Y, d, na, nr, ev, xT, delta, nfe, nacc, nrej, status)
+                    idx[b] = -1
+            else:
+                # a non-finite error norm gives scipy's smallest factor
+                habs[b] *= _hi(MIN_FACTOR, _err_pow(err)) if err < np.inf else MIN_FACTOR
+                rejected[b] = True
+                nr[b] += 1
+
+
+@njit(cache=True, fastmath=_FM, error_model="numpy", inline="always")
+def _initial_f0(b, Y, F, KS, m, rtol, atol, interval, first_step, h0, d1, habs, ev):
+    """Store f0 of a new sample; Hairer's first estimate h0 (scipy's select_initial_step)."""
+    ev[b] += 1
+    a0 = 0.0
+    a1 = 0.0
+    for i in range(m):
+        KS[0, i, b] = F[i, b]
+        sc = atol + abs(Y[i, b]) * rtol
+        a0 += (Y[i, b] / sc) ** 2
+        a1 += (F[i, b] / sc) ** 2
+    if first_step > 0.0:
+        habs[b] = _lo(first_step, interval)
+        return
+    a0 = math.sqrt(a0 / m)
+    a1 = math.sqrt(a1 / m)
+    h = 1e-6 if (a0 < 1e-5 or a1 < 1e-5) else 0.01 * a0 / a1
+    h0[b] = _lo(h, interval)
+    d1[b] = a1
+
+
+@njit(cache=True, fastmath=_FM, error_model="numpy", inline="always")
+def _initial_f1(b, Y, F, KS, m, rtol, atol, interval, h0, d1, habs, ev):
+    """Hairer's second estimate from f(eps + h0, y0 + h0 f0): the initial |h|."""
+    ev[b] += 1
+    acc = 0.0
+    for i in range(m):
+        acc += ((F[i, b] - KS[0, i, b]) / (atol + abs(Y[i, b]) * rtol)) ** 2
+    d2 = math.sqrt(acc / m) / h0[b]
+    if d1[b] <= 1e-15 and d2 <= 1e-15:
+        h1 = _hi(1e-6, h0[b] * 1e-3)
+    else:
+        h1 = (0.01 / _hi(d1[b], d2)) ** 0.2
+    habs[b] = _lo(_lo(100.0 * h0[b], h1), interval)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _finish(b, n, st, Y, d, na, nr, ev, xT, delta, nfe, nacc, nrej, status):
+    for i in range(d):
+        xT[n, i] = Y[i, b]
+    delta[n] = Y[d, b]
+    nfe[n] = ev[b]
+    nacc[n] = na[b]
+    nrej[n] = nr[b]
+    status[n] = st
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def loglik_kernel(X, eps, code, params, diag, shared, mT, W, lamT, logw, rtol, atol, first_step,
+                  max_steps, xT, delta, nfe, nacc, nrej, status):
+    """Fill the per-sample outputs; chunks of samples run in parallel (see the module doc)."""
+    N = X.shape[0]
+    per = max(LANES, (N + 15) // 16)  # chunk size: never affects any result
+    for c in prange((N + per - 1) // per):
+        _solve_chunk(X, c * per, min(N, (c + 1) * per), eps, code, params, diag, shared, mT, W,
+                     lamT, logw, rtol, atol, first_step, max_steps, xT, delta, nfe, nacc, nrej,
+                     status)
