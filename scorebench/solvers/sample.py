@@ -31,7 +31,9 @@ from .registry import get_solver
 __all__ = ["SampleResult", "sample", "brownian_increments", "DEFAULT_STEPS", "BACKENDS"]
 
 DEFAULT_STEPS = {"ode": 100, "sde": 1000}
-BACKENDS = ("auto", "numpy", "torch")
+BACKENDS = ("auto", "numpy", "torch", "numba")
+#: Batches at least this large take the fused numba sampler under ``backend="auto"``.
+NUMBA_MIN_SAMPLES = 4096
 
 
 @dataclass
@@ -77,7 +79,7 @@ def _is_torch_model(model) -> bool:
     return any(c.__module__.startswith("torch") for c in type(inner).__mro__)
 
 
-def _select_backend(backend: str, model, x_T, solver) -> str:
+def _select_backend(backend: str, model, x_T, solver, fused: bool = False) -> str:
     """Choose the array backend for one ``sample`` call.
 
     The single place where ``backend="auto"`` is resolved: torch when the model is a torch
@@ -86,10 +88,49 @@ def _select_backend(backend: str, model, x_T, solver) -> str:
     supports; ``sample`` dispatches on the returned name.
     """
     if backend == "auto":
-        return "torch" if (is_torch(x_T) or _is_torch_model(model)) else "numpy"
+        if is_torch(x_T) or _is_torch_model(model):
+            return "torch"
+        n = None if x_T is None else x_T.shape[0]
+        if fused and n is not None and n >= NUMBA_MIN_SAMPLES:
+            return "numba"
+        return "numpy"
     if backend == "numpy" and is_torch(x_T):
         raise ValueError("backend: 'numpy' was requested but x_T is a torch tensor")
+    if backend == "numba" and not fused:
+        raise ValueError(
+            "backend: 'numba' is available for a MixtureOracle on its own SDE with the built-in "
+            "'em' or 'pc' (EM predictor) methods, numpy x_T, no dw and return_path=False"
+        )
     return backend
+
+
+def _fused_applies(model, sde, solver, x_T, dw, return_path, rng) -> bool:
+    """True when the fused numba sampler can run this call (same maths, its own noise stream)."""
+    from scorebench.analytic.oracle import MixtureOracle
+
+    from .euler_maruyama import EulerMaruyama
+    from .predictor_corrector import PredictorCorrector
+
+    if type(model) is not MixtureOracle or model.sde != sde or dw is not None or return_path:
+        return False
+    if is_torch(x_T) or (rng is not None and not isinstance(rng, np.random.Generator)):
+        return False
+    if type(solver) is EulerMaruyama:
+        return True
+    return type(solver) is PredictorCorrector and solver.predictor == "em"
+
+
+def _sample_fused(solver, model, x_T, times, rng):
+    """Run the fused numba EM / PC sampler; its noise stream is seeded from ``rng``."""
+    from . import fused_sampling_numba as fused
+    from .euler_maruyama import EulerMaruyama
+
+    seed = int(rng.integers(2**62))
+    if type(solver) is EulerMaruyama:
+        return fused.em_sample_numba(model, x_T, times, seed=seed), times.size - 1
+    x = fused.pc_sample_numba(model, x_T, times, snr=solver.snr, n_corrector=solver.n_corrector,
+                              norm=solver.norm, alpha_factor=solver.alpha_factor, seed=seed)
+    return x, (times.size - 1) * (1 + solver.n_corrector)
 
 
 def _check_int(value, name: str) -> int:
@@ -188,8 +229,12 @@ def sample(
         Starting points; by default ``sde.prior_sample(n, d, rng)``.
     rng : numpy.random.Generator, torch.Generator or int, optional
         Source of the prior draw and the Brownian increments (required when they are needed).
-    backend : {"auto", "numpy", "torch"}
-        ``"auto"``: see :func:`_select_backend`.
+    backend : {"auto", "numpy", "torch", "numba"}
+        ``"numba"``: the fused numba EM / PC samplers (a MixtureOracle on its own SDE, built-in
+        ``em`` or ``pc``, numpy ``x_T``, no ``dw``); their noise comes from an in-kernel stream
+        seeded from ``rng``, so a fixed seed gives identical samples on that backend, but not
+        the same samples as ``"numpy"``. ``"auto"`` takes it for batches of at least
+        :data:`NUMBA_MIN_SAMPLES` points, torch for torch inputs, numpy otherwise.
     grid : {"uniform", "quadratic", "karras", "logsnr"} or array_like
         Time grid of fixed-step methods, or an explicit strictly decreasing grid from ``T`` to
         ``eps``; adaptive methods choose their own steps and accept only the default.
@@ -268,8 +313,11 @@ def sample(
     if dw is not None and kind != "sde":
         raise ValueError(f"dw: only SDE methods take Brownian increments, not {solver.name!r}")
 
-    backend = _select_backend(backend, model, x_T, solver)
+    fused = kind == "sde" and _fused_applies(model, sde, solver, x_T, dw, return_path, rng)
     start = time.perf_counter()
+    if x_T is None and (fused or backend == "numba"):
+        x_T = _prior(sde, n, d, rng)
+    backend = _select_backend(backend, model, x_T, solver, fused)
     if x_T is None:
         x_T = _prior(sde, n, d, rng)
     if backend == "torch" and not is_torch(x_T):
@@ -279,7 +327,14 @@ def sample(
 
     n_acc = n_rej = None
     path = None
-    if kind == "ode":
+    fused_nfe = None
+    if backend == "numba":
+        if rng is None:
+            raise ValueError("rng: required for the Brownian increments")
+        x, fused_nfe = _sample_fused(solver, model, x_T, times, rng)
+        if not all_finite(x):
+            raise SolverError(f"solver {solver.name!r} (fused numba) returned non-finite values")
+    elif kind == "ode":
         x, path = integrate_ode(solver, problem, x_T, times, return_path=return_path)
     elif kind == "sde":
         x, path = integrate_sde(
@@ -300,7 +355,7 @@ def sample(
     wall = time.perf_counter() - start
     return SampleResult(
         x=x,
-        nfe=problem.nfe,
+        nfe=problem.nfe if fused_nfe is None else fused_nfe,
         steps=int(steps),
         times=times,
         wall_s=wall,
