@@ -23,10 +23,9 @@ def _exp_blocks(x, out, nchunks):
     nblocks = x.shape[0] // _BLOCK
     per = (nblocks + nchunks - 1) // nchunks
     for ch in prange(nchunks):
-        ibuf = np.empty(_BLOCK, np.int64)
         for b in range(ch * per, min(nblocks, (ch + 1) * per)):
             s = b * _BLOCK
-            exp_nonpositive(x[s:s + _BLOCK], out[s:s + _BLOCK], ibuf, _BLOCK)
+            exp_nonpositive(x[s:s + _BLOCK], out[s:s + _BLOCK], _BLOCK)
 
 
 def numba_exp_all_threads(x, out):

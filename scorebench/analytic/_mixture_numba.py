@@ -111,7 +111,6 @@ def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, a, s2, diag, us
     q, dlt, ex = np.empty(block), np.empty(block), np.empty(block)
     rr, cc, acc = np.empty(block), np.empty(block), np.empty(block)
     ld, pr, trb = np.zeros(block), np.empty(block), np.empty(block)
-    ibuf = np.empty(block, np.int64)
     amk = np.empty(d)
     for b in range(b0, b1):
         start = b * block
@@ -150,7 +149,7 @@ def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, a, s2, diag, us
                 quad_rows(src, Z, amk, inv[k], q)
                 log_weight(q, m, dlt, cst[k], ld)
                 trb[:] = trc[k]
-            exp_nonpositive(dlt, ex, ibuf, block)
+            exp_nonpositive(dlt, ex, block)
             lse_step(q, ex, m, sw, rr, cc, M2, T, trb, need_grad)
             if not need_grad:
                 continue

@@ -27,20 +27,43 @@ without contraction, ~6 ns for ``math.exp`` and 0.9 ns for numpy's AVX-512 ``np.
 
 from __future__ import annotations
 
-import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import intrinsic
 
-__all__ = ["exp_nonpositive"]
+__all__ = ["exp_nonpositive", "f64_as_i64", "i64_as_f64"]
 
 _SHIFTER = 6755399441055744.0  # 1.5 * 2**52: x + S - S rounds x to the nearest integer
+_SHIFTER_BITS = 0x4338000000000000  # its IEEE bits: (bits of x + S) - _SHIFTER_BITS = round(x)
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 _X_MIN = -708.0
 
 
+@intrinsic
+def f64_as_i64(typingctx, x):
+    """Reinterpret the bits of a float64 as an int64 (LLVM bitcast)."""
+    sig = types.int64(types.float64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int64))
+
+    return sig, codegen
+
+
+@intrinsic
+def i64_as_f64(typingctx, x):
+    """Reinterpret the bits of an int64 as a float64 (LLVM bitcast)."""
+    sig = types.float64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+
+    return sig, codegen
+
+
 @njit(fastmath={"contract"}, error_model="numpy", cache=True)
-def exp_nonpositive(xin, out, ibuf, n):
+def exp_nonpositive(xin, out, n):
     """``out[:n] = exp(xin[:n])`` for ``xin <= 0`` (``-inf`` allowed), vectorised.
 
     Parameters
@@ -49,15 +72,14 @@ def exp_nonpositive(xin, out, ibuf, n):
         Arguments, all <= 0 (positive arguments are not supported: no overflow handling).
     out : ndarray, shape (>= n,)
         Receives the exponentials.
-    ibuf : ndarray of int64, shape (>= n,)
-        Scratch for the IEEE bits of 2**n.
     n : int
         Number of elements.
     """
     for i in range(n):
         xv = xin[i]
         xc = xv if xv > _X_MIN else _X_MIN
-        nf = (xc * _LOG2E + _SHIFTER) - _SHIFTER
+        ys = xc * _LOG2E + _SHIFTER
+        nf = ys - _SHIFTER
         r = (xc - nf * _LN2_HI) - nf * _LN2_LO
         p = 1.6059043836821613e-10  # 1/13!
         p = p * r + 2.08767569878681e-09
@@ -73,8 +95,7 @@ def exp_nonpositive(xin, out, ibuf, n):
         p = p * r + 0.5
         p = p * r + 1.0
         p = p * r + 1.0
-        out[i] = p if xv >= _X_MIN else 0.0
-        ibuf[i] = (np.int64(nf) + 1023) << 52
-    scale = ibuf.view(np.float64)
-    for i in range(n):
-        out[i] *= scale[i]
+        # 2^n from the low mantissa bits of ys (no float -> int64 conversion: it has no SIMD
+        # instruction before AVX-512DQ, and LLVM would scalarise the loop around it)
+        scale = i64_as_f64((f64_as_i64(ys) - _SHIFTER_BITS + 1023) << 52)
+        out[i] = p * scale if xv >= _X_MIN else 0.0

@@ -30,33 +30,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
+
+from scorebench.analytic._numba_exp import f64_as_i64 as _f64_as_i64
+from scorebench.analytic._numba_exp import i64_as_f64 as _i64_as_f64
 
 __all__ = ["fast_exp", "fast_expm1", "fast_log", "seed_stream", "next_u64", "uniform",
            "standard_normal", "ziggurat_tables"]
-
-
-@intrinsic
-def _f64_as_i64(typingctx, x):
-    """Reinterpret the bits of a float64 as an int64 (LLVM bitcast)."""
-    sig = types.int64(types.float64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int64))
-
-    return sig, codegen
-
-
-@intrinsic
-def _i64_as_f64(typingctx, x):
-    """Reinterpret the bits of an int64 as a float64 (LLVM bitcast)."""
-    sig = types.float64(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
-
-    return sig, codegen
 
 
 _LOG2E = 1.4426950408889634
@@ -64,6 +44,8 @@ _LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that n * _LN2_HI is exact 
 _LN2_LO = 1.90821492927058770002e-10
 
 
+_SHIFTER = 6755399441055744.0  # 1.5 * 2^52: (y + S) - S is y rounded to the nearest integer
+_SHIFTER_BITS = 0x4338000000000000  # the IEEE bits of _SHIFTER
 _C = tuple(1.0 / math.factorial(k) for k in range(13))
 _FM = {"contract"}  # allow FMA contraction, nothing that could reorder the Cody-Waite reduction
 
@@ -74,10 +56,12 @@ def _exp_parts(x):
     # explicit selects: numba's builtin min/max defeat its reference-count pruning in callers
     x = -708.0 if x < -708.0 else x
     x = 709.0 if x > 709.0 else x
-    y = x * _LOG2E
-    # round to nearest: truncation of y -/+ 0.5 toward zero (|y| < 1023)
-    n = np.int64(y + 0.5) if y >= 0.0 else np.int64(y - 0.5)
-    nf = np.float64(n)
+    # round to nearest by the 1.5 * 2^52 shifter: ys holds n in its low mantissa bits, so n and
+    # float(n) come without a float <-> int64 conversion (no such SIMD instruction before
+    # AVX-512DQ: LLVM would scalarise the loop's conversions and halve its speed on AVX2)
+    ys = x * _LOG2E + _SHIFTER
+    nf = ys - _SHIFTER
+    n = _f64_as_i64(ys) - _SHIFTER_BITS
     r = (x - nf * _LN2_HI) - nf * _LN2_LO
     # e^r - 1 by Estrin's scheme: a short dependency chain so independent lanes overlap.
     r2 = r * r
@@ -117,6 +101,7 @@ def fast_expm1(x):
 _SQRT2 = 1.4142135623730951
 _MANT = 0x000FFFFFFFFFFFFF
 _ONE_BITS = 0x3FF0000000000000
+_TWO52_BITS = 0x4330000000000000  # the IEEE bits of 2^52
 
 
 @njit(cache=True, fastmath=_FM, inline="always")
@@ -129,11 +114,13 @@ def fast_log(x):
     Zero, negative, subnormal and non-finite inputs are outside its domain.
     """
     bits = _f64_as_i64(x)
-    e = (bits >> 52) - 1023
+    # biased exponent as a float without an int64 -> float conversion: 2^52 + e_biased
+    # has e_biased in its low mantissa bits
+    eb = _i64_as_f64((bits >> 52) | _TWO52_BITS) - (4503599627370496.0 + 1023.0)
     m = _i64_as_f64((bits & _MANT) | _ONE_BITS)
     big = m > _SQRT2
     m = 0.5 * m if big else m
-    ef = np.float64(e + 1 if big else e)
+    ef = eb + 1.0 if big else eb
     s = (m - 1.0) / (m + 1.0)
     s2 = s * s
     p = 1.0 / 21.0
