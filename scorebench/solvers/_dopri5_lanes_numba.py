@@ -293,10 +293,15 @@ def _finish(b, n, st, Y, d, na, nr, ev, xT, delta, nfe, nacc, nrej, status):
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def loglik_kernel(X, eps, code, params, diag, shared, mT, W, lamT, logw, rtol, atol, first_step,
-                  max_steps, xT, delta, nfe, nacc, nrej, status):
-    """Fill the per-sample outputs; chunks of samples run in parallel (see the module doc)."""
+                  max_steps, nchunks, xT, delta, nfe, nacc, nrej, status):
+    """Fill the per-sample outputs; ``nchunks`` chunks of samples run in parallel.
+
+    One chunk per thread: each lane then works through ~N / (nchunks LANES) samples back to
+    back, and only the last one leaves it idle while the others finish. The chunking never
+    affects any result (see the module docstring).
+    """
     N = X.shape[0]
-    per = max(LANES, (N + 15) // 16)  # chunk size: never affects any result
+    per = max(LANES, (N + nchunks - 1) // nchunks)
     for c in prange((N + per - 1) // per):
         _solve_chunk(X, c * per, min(N, (c + 1) * per), eps, code, params, diag, shared, mT, W,
                      lamT, logw, rtol, atol, first_step, max_steps, xT, delta, nfe, nacc, nrej,

@@ -54,6 +54,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
 from ._dopri5_lanes_numba import OK, STEP_TOO_SMALL, TOO_MANY_STEPS, loglik_kernel
@@ -163,7 +164,8 @@ def dopri5_loglik_numba(oracle, x, eps=1e-5, rtol=1e-5, atol=1e-5, prior="defaul
     nacc, nrej = np.empty(N, dtype=np.int64), np.empty(N, dtype=np.int64)
     status = np.empty(N, dtype=np.int8)
     loglik_kernel(x, eps, code, params, lay.diag, lay.shared, lay.mT, lay.W, lay.lamT, lay.logw,
-                  rtol, atol, h0, int(max_steps), xT, delta, nfe, nacc, nrej, status)
+                  rtol, atol, h0, int(max_steps), numba.get_num_threads(), xT, delta, nfe, nacc,
+                  nrej, status)
     ok = status == OK
     prior_lp = np.full(N, np.nan)
     if np.any(ok):
