@@ -121,16 +121,24 @@ def _fused_applies(model, sde, solver, x_T, dw, return_path, rng) -> bool:
 
 
 def _sample_fused(solver, model, x_T, times, rng):
-    """Run the fused numba EM / PC sampler; its noise stream is seeded from ``rng``."""
+    """Run the fused numba EM / PC sampler; its noise stream is seeded from ``rng``.
+
+    The kernels compute in float64; a float32 ``x_T`` gets float32 samples back, as from the
+    numpy backend.
+    """
     from . import fused_sampling_numba as fused
     from .euler_maruyama import EulerMaruyama
 
     seed = int(rng.integers(2**62))
+    x64 = np.asarray(x_T, dtype=np.float64)
     if type(solver) is EulerMaruyama:
-        return fused.em_sample_numba(model, x_T, times, seed=seed), times.size - 1
-    x = fused.pc_sample_numba(model, x_T, times, snr=solver.snr, n_corrector=solver.n_corrector,
-                              norm=solver.norm, alpha_factor=solver.alpha_factor, seed=seed)
-    return x, (times.size - 1) * (1 + solver.n_corrector)
+        x, nfe = fused.em_sample_numba(model, x64, times, seed=seed), times.size - 1
+    else:
+        x = fused.pc_sample_numba(model, x64, times, snr=solver.snr,
+                                  n_corrector=solver.n_corrector, norm=solver.norm,
+                                  alpha_factor=solver.alpha_factor, seed=seed)
+        nfe = (times.size - 1) * (1 + solver.n_corrector)
+    return x.astype(x_T.dtype, copy=False), nfe
 
 
 def _check_int(value, name: str) -> int:

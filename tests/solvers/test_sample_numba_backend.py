@@ -50,3 +50,18 @@ def test_numba_backend_rejects_what_it_cannot_run():
         sample(ORACLE, SDE, method="heun", steps=4, x_T=x_T, backend="numba")
     with pytest.raises(ValueError, match="backend"):
         sample(lambda x, t: -x, SDE, method="em", steps=4, x_T=x_T, rng=0, backend="numba")
+
+
+@pytest.mark.parametrize("method", ["em", "pc"])
+def test_float32_start_gets_float32_samples_from_the_fused_path(method):
+    # The batch size must not decide whether a float32 call works: above NUMBA_MIN_SAMPLES the
+    # fused kernels run (in float64) and hand back float32, as the numpy backend does. The
+    # float32 result is the float64 result of the same seed rounded once: within half an ulp.
+    x_T = _start(8192, 6)
+    lo = sample(ORACLE, SDE, method=method, steps=50, x_T=x_T.astype(np.float32),
+                rng=np.random.default_rng(7))
+    hi = sample(ORACLE, SDE, method=method, steps=50, x_T=x_T.astype(np.float32).astype(np.float64),
+                rng=np.random.default_rng(7))
+    assert lo.backend == hi.backend == "numba"
+    assert lo.x.dtype == np.float32
+    np.testing.assert_array_equal(lo.x, hi.x.astype(np.float32))
