@@ -61,7 +61,7 @@ def _impls(mix, sde, ref, x):
     import torch
 
     nb = MixtureOracle(mix, sde, backend="numba")
-    n, chunk, work = x.shape[0], _chunk(mix), _work(mix, x.shape[0])
+    chunk, work = _chunk(mix), _work(mix, x.shape[0])
     a, s2 = float(sde.mean_coeff(T_KERNEL)), float(sde.marginal_var(T_KERNEL))
     x64 = torch.as_tensor(x)
     x32 = x64.to(torch.float32)

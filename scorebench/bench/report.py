@@ -178,7 +178,8 @@ def _markdown(report, figures) -> str:
     env, b = report["environment"], report["bounds"]
     lines = [f"# scorebench bench ({report['profile']}{', peers' if report['peers'] else ''})", "",
              f"Command: `{report['command']}`; wall time {report['wall_s']:.1f} s; "
-             f"{env['cpus']} CPUs, numba threads {env['numba_threads']}, torch threads "
+             f"{env['cpus']} CPUs ({env.get('cpu')}: {', '.join(env.get('simd', []))}), "
+             f"numba threads {env['numba_threads']}, torch threads "
              f"{env['torch_threads']['threads']}, OMP_WAIT_POLICY="
              f"{env.get('openmp', {}).get('OMP_WAIT_POLICY')}; load average at start {env['loadavg_start']}, "
              f"at end {env.get('loadavg_end')} (the machine may be shared: ratios within the run "

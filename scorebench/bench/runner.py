@@ -194,12 +194,27 @@ def run_curve(curve: Curve, sizes, memory, progress=None) -> dict:
     return out
 
 
+def _simd() -> dict:
+    """The CPU LLVM compiles the numba kernels for, and the SIMD extensions it has.
+
+    Vector width decides the fused kernels' speed (4 float64 lanes with AVX2, 8 with AVX-512;
+    float <-> int64 conversions vectorise only with AVX-512DQ), so ratios measured on different
+    CPUs are only comparable with this at hand.
+    """
+    import llvmlite.binding as llvm
+
+    feats = llvm.get_host_cpu_features()
+    wanted = ("sse4.2", "avx", "avx2", "fma", "avx512f", "avx512dq")
+    return {"cpu": llvm.get_host_cpu_name(), "simd": [f for f in wanted if feats.get(f)]}
+
+
 def _environment(torch_choice) -> dict:
     import numba
     import scipy
     import torch
 
     return {"python": platform.python_version(), "platform": platform.platform(),
+            **_simd(),
             "cpus": os.cpu_count(), "numba_threads": numba.get_num_threads(),
             "torch_threads": torch_choice, "numpy": np.__version__, "scipy": scipy.__version__,
             "numba": numba.__version__, "torch": torch.__version__,

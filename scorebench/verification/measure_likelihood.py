@@ -206,7 +206,7 @@ def _held(ctx: Context, probe: str):
     if not ctx.scenario.has_exact_flow:
         raise ValueError(f"scenario: {ctx.scenario.name!r} needs one component (the path integral of J)")
     p = ctx.profile
-    P, R, d = p.hutch_points, p.held_probe_repeats, ctx.scenario.dim
+    P, R = p.hutch_points, p.held_probe_repeats
     mix, sde = ctx.scenario.mixture(), ctx.sde
     lam = lambda t: sde.mean_coeff(t) ** 2 * mix.eigvals[0] + sde.marginal_var(t)  # noqa: E731
     U = mix.eigvecs[0]
@@ -259,7 +259,7 @@ def _score_error(ctx: Context):
     m_ex, c_ex = exact_gaussian_law(ctx.oracle, ctx.eps)
     x, exact = _loglik_points(ctx)
     sizes = sorted(float(s) for s in p.score_error_sizes)
-    w2s, liks, w2_flow = [], [], []
+    w2s, liks = [], []
     for delta in sizes:
         model = PerturbedOracle.scaled(ctx.oracle, 1.0 + delta)
         try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
-from hypothesis import strategies as st
 from scipy import stats
 from scipy.integrate import quad
 from scipy.special import logsumexp

@@ -55,6 +55,7 @@ def test_exit_status_files_and_workloads(run):
     assert rc == 0, [(r["implementation"], r["note"]) for r in report["rows"] if r["status"] == "error"]
     md = (out / "bench.md").read_text()
     assert "| implementation |" in md and "## Targets" in md
+    assert isinstance(report["environment"]["simd"], list) and report["environment"]["cpu"] in md
     assert {r["workload"] for r in report["rows"]} == {"a", "b", "c", "d", "e"}
     assert [c["param"] for c in report["curves"]] == ["N", "d", "K"]
     assert len(report["figures"]) == 4  # three scaling plots and the work-precision plot
@@ -62,6 +63,20 @@ def test_exit_status_files_and_workloads(run):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     b = report["bounds"]
     assert b["t_exp"] > 0 and b["t_normal"] > 0 and b["r_mm"] > 0
+    # the exp bound is the best of the streamed and the cache-resident measurements
+    exps = {k: v for k, v in b["detail"].items() if k.startswith("exp")}
+    assert "exp numba fast_exp (in cache)" in exps and b["t_exp"] == min(exps.values())
+
+
+def test_exp_in_cache_computes_the_exponential():
+    # what the bound times must be the kernels' exponential itself: within 2 ulp of np.exp
+    from scorebench.bench.bounds import exp_in_cache
+
+    x = -30.0 * np.random.default_rng(0).random((2, 4096))
+    out = np.empty_like(x)
+    exp_in_cache(x, out, 3)
+    ref = np.exp(x)
+    assert np.all(np.abs(out - ref) <= 2 * np.spacing(ref))
 
 
 def test_every_row_has_time_nfe_accuracy_and_ratios(run):
