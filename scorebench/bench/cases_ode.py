@@ -22,7 +22,7 @@ from scorebench.solvers.likelihood import log_likelihood
 from . import peers
 from .case import Case, Curve, Impl, Outcome
 from .measure import abs_errors, chunked
-from .workloads import mixture_16d, pair_flops, ring8
+from .workloads import RING_LABEL, mixture_16d, pair_flops, ring8
 
 __all__ = ["likelihood_cases", "work_precision_case", "likelihood_scaling_curve", "EPS_LOGLIK", "WP_TARGET"]
 
@@ -105,7 +105,7 @@ def likelihood_cases(sizes, with_peers, seed=0):
     oracle, x, exact = _setup(ring8(), sizes.n_loglik, seed)
     impls = [_ours_impl("scorebench rk45 fused numba", oracle, x, TOL),
              _ours_impl("scorebench rk45 numpy (generic driver)", oracle, x, TOL, backend="numpy")]
-    cases = [_case("a", "log-likelihood, ring of 8, exact divergence", oracle, x, exact,
+    cases = [_case("a", f"log-likelihood, {RING_LABEL}, exact divergence", oracle, x, exact,
                    impls + _peer_impls(oracle, x, TOL, with_peers), rtol=TOL, atol=TOL)]
     oracle, x, exact = _setup(mixture_16d(), sizes.n_loglik_16d, seed + 1)
     impls = [_ours_impl("scorebench rk45 fused numba", oracle, x, TOL),
@@ -129,7 +129,7 @@ def work_precision_case(sizes, with_peers, seed=0):
         tag = f" (rtol={rtol:g})"
         impls.append(_ours_impl("scorebench rk45 fused numba" + tag, oracle, x, rtol))
         impls += _peer_impls(oracle, x, rtol, with_peers, suffix=tag)
-    case = _case("a", "work-precision, ring of 8 (time to max error 1e-3)", oracle, x, exact,
+    case = _case("a", f"work-precision, {RING_LABEL} (time to max error 1e-3)", oracle, x, exact,
                  impls, rtols=list(sizes.wp_rtols))
     case.target = WP_TARGET
     return case

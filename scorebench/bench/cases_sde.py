@@ -29,7 +29,7 @@ from scorebench.solvers.sample import sample
 
 from . import peers
 from .case import Case, Impl, Outcome
-from .workloads import pair_flops, ring8
+from .workloads import RING_LABEL, pair_flops, ring8
 
 __all__ = ["sampling_cases", "moment_features", "EPS_SAMPLE", "SNR"]
 
@@ -164,6 +164,6 @@ def sampling_cases(sizes, with_peers, profile, seed=0):
                       start="exact p_T", features=f"moments <= 2, char. fn at {_N_OMEGA} freqs")
         if method == "pc":
             params.update(snr=SNR, n_corrector=1, norm="batch")
-        cases.append(Case(wl, f"sampling, {name}, ring of 8", params, impls, errors,
+        cases.append(Case(wl, f"sampling, {name}, {RING_LABEL}", params, impls, errors,
                           "weak error of moments/char. fn vs p_eps", n, "samples/s"))
     return cases

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .workloads import RING_LABEL
+
 __all__ = ["write_report", "format_table", "TABLE_HEADER", "clean_json"]
 
 TABLE_HEADER = ["wl", "implementation", "wall median [min-max]", "NFE", "throughput", "peak MB",
@@ -165,7 +167,7 @@ def _figures(report, out: Path) -> list:
         ax.axhline(report["work_precision"]["target_max_err"], color="k", ls=":", lw=1)
         ax.set_xlabel("wall seconds (median)")
         ax.set_ylabel("max |log p - log p_eps|")
-        ax.set_title("work-precision, ring of 8", fontsize=9)
+        ax.set_title(f"work-precision, {RING_LABEL}", fontsize=9)
         ax.legend(fontsize=7)
         fig.tight_layout()
         _atomic_write(out / "work_precision.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
