@@ -82,8 +82,15 @@ def choose_torch_threads() -> dict:
 
 
 def run_case(case: Case, sizes, bounds, memory, progress=None) -> list:
-    """Time every implementation of ``case``; returns its rows with ratios filled in."""
-    rows, reached = [], set()
+    """Time every implementation of ``case``; returns its rows with ratios filled in.
+
+    Each implementation is warmed up and run once (its output gives the accuracy and, for a
+    work-precision sweep, whether its family reached the target); the remaining repeats then
+    go round-robin over the implementations (:func:`_interleaved_repeats`), so that a change of
+    load on a shared machine during the case falls on all rows alike and the ratios between
+    them, the figures the bench is for, stay fair.
+    """
+    rows, reached, timed = [], set(), []
     for impl in case.impls:
         if case.target is not None and impl.family in reached:
             continue  # work-precision: this family already reached the target at a looser rtol
@@ -96,25 +103,50 @@ def run_case(case: Case, sizes, bounds, memory, progress=None) -> list:
             try:
                 if impl.warmup is not None:
                     impl.warmup()
-                timing, out, peak = time_repeats(impl.run, sizes.repeats, sizes.budget_s, memory)
+                first, out, peak = time_repeats(impl.run, 1, memory=memory)
                 max_err, mean_err = case.errors(out.values)
                 bound = bound_seconds(bounds, **out.work) if out.work else None
-                row.update(
-                    repeats=timing.repeats, wall_median_s=timing.median, wall_min_s=timing.min,
-                    wall_max_s=timing.max, nfe=out.nfe, throughput=case.items / timing.median,
-                    peak_mb=None if peak is None else peak / 2**20, memory_method=memory.method,
-                    max_err=max_err, mean_err=mean_err, bound_s=bound,
-                    fraction_of_bound=None if bound is None else bound / timing.median,
-                    work=out.work, extra=out.extra)
+                row.update(nfe=out.nfe, peak_mb=None if peak is None else peak / 2**20,
+                           memory_method=memory.method, max_err=max_err, mean_err=mean_err,
+                           bound_s=bound, work=out.work, extra=out.extra)
+                timed.append((row, impl.run, list(first.times)))
                 if case.target is not None and max_err <= case.target:
                     reached.add(impl.family)
             except Exception as exc:  # a failing implementation is a row, not the end of the bench
                 row.update(status="error", note=_note(exc))
         rows.append(row)
-        if progress is not None:
-            progress(row)
+    _interleaved_repeats(timed, sizes.repeats, sizes.budget_s)
+    for row, _, times in timed:
+        if row["status"] != "ok":
+            continue
+        median = float(np.median(times))
+        row.update(repeats=len(times), wall_median_s=median, wall_min_s=min(times),
+                   wall_max_s=max(times), throughput=case.items / median,
+                   fraction_of_bound=None if row["bound_s"] is None else row["bound_s"] / median)
     _ratios(rows)
+    if progress is not None:
+        for row in rows:
+            progress(row)
     return rows
+
+
+def _interleaved_repeats(timed, repeats: int, budget_s: float) -> None:
+    """Rounds 2 .. ``repeats``: one timed run of each implementation per round, in turn.
+
+    ``timed`` holds ``(row, run, times)``; ``times`` grows in place. An implementation drops out
+    once its runs have used ``budget_s`` (slow peers are timed fewer times; the count is
+    recorded), or if a repeat raises (its row becomes an error).
+    """
+    for _ in range(repeats - 1):
+        for row, run, times in timed:
+            if row["status"] != "ok" or sum(times) >= budget_s:
+                continue
+            try:
+                t0 = time.perf_counter()
+                run()
+                times.append(time.perf_counter() - t0)
+            except Exception as exc:
+                row.update(status="error", note="on a repeat: " + _note(exc))
 
 
 def _ratios(rows) -> None:
