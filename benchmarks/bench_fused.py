@@ -14,8 +14,8 @@ from :mod:`_bounds`):
     worst-point accuracy). ``extra_info``: max and mean |logp - log p_eps|, NFE, the exp bound.
     The summary compares the fastest rows with max error below 1e-3 (work-precision).
 ``c: EM ring8 N=.. steps=..``
-    Reverse-SDE Euler–Maruyama from exact p_T samples: fused numba (float64, in-kernel noise)
-    against the tutorials' torch loop in float32 and float64. Quick: N = 20,000, 200 steps; full:
+    Reverse-SDE Euler–Maruyama from exact p_T samples: fused numba (float64 and float32,
+    in-kernel noise) against the tutorials' torch loop in float32 and float64. Quick: N = 20,000, 200 steps; full:
     N = 100,000, 1000 steps. ``extra_info``: the largest error of the sample mean and second
     moments against p_eps in Monte Carlo standard errors, the exp + normal bound.
 ``d: PC ring8 ..``
@@ -132,6 +132,7 @@ def _moment_error(oracle, x, eps):
     """Largest |error| of the sample mean and second moments against p_eps, in standard errors."""
     mix = oracle.marginal(eps)
     mean, cov = mix.mean(), mix.covariance()
+    x = np.asarray(x, dtype=np.float64)
     n = x.shape[0]
     se_mean = np.sqrt(np.diag(cov) / n)
     second = x.T @ x / n
@@ -141,16 +142,19 @@ def _moment_error(oracle, x, eps):
                      np.max(np.abs(second - ex2) / se_second)))
 
 
-EM_ROWS = [(size, impl) for size in SIZES for impl in ("fused-numba", "torch-f32", "torch-f64")]
+EM_ROWS = [(size, impl) for size in SIZES
+           for impl in ("fused-numba", "fused-numba-f32", "torch-f32", "torch-f64")]
 
 
 @pytest.mark.parametrize("size, impl", EM_ROWS, ids=[f"{i}-{s}" for s, i in EM_ROWS])
 def test_em(benchmark, rates, samp, size, impl):
     oracle, x_T, grid = samp(size)
     torch.set_num_threads(numba.get_num_threads())
-    if impl == "fused-numba":
+    if impl.startswith("fused-numba"):
+        x0 = x_T.astype(np.float32) if impl.endswith("f32") else x_T
+
         def fn():
-            return em_sample_numba(oracle, x_T, grid, seed=1)
+            return em_sample_numba(oracle, x0, grid, seed=1)
     else:
         dtype = torch.float32 if impl == "torch-f32" else torch.float64
 

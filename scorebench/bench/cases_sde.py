@@ -64,7 +64,7 @@ def _exact_features(mix, omegas):
 
 def _errors(exact, omegas):
     def errors(x):
-        feats = moment_features(x, omegas)
+        feats = moment_features(np.asarray(x, dtype=np.float64), omegas)
         if not np.all(np.isfinite(feats)):
             return float("inf"), float("inf")
         err = np.abs(feats.mean(axis=0) - exact)
@@ -73,7 +73,7 @@ def _errors(exact, omegas):
 
 
 def _mc_se(x, omegas) -> float:
-    feats = moment_features(x, omegas)
+    feats = moment_features(np.asarray(x, dtype=np.float64), omegas)
     return float(np.max(feats.std(axis=0) / np.sqrt(feats.shape[0])))
 
 
@@ -147,6 +147,10 @@ def sampling_cases(sizes, with_peers, profile, seed=0):
         else:
             run, warm = _ours_fused(fn, method, oracle, x_T, steps, seed, omegas)
             impls.append(Impl(f"scorebench {method} fused numba", "scorebench", run, warm))
+            run, warm = _ours_fused(fn, method, oracle, x_T.astype(np.float32), steps, seed,
+                                    omegas)
+            impls.append(Impl(f"scorebench {method} fused numba float32", "scorebench", run,
+                              warm))
         if profile != "quick":  # the generic driver: Python per step (minutes at full size)
             impls.append(Impl(f"scorebench {method} numpy (generic driver)", "scorebench",
                               _ours_generic(method, oracle, x_T, steps, seed, omegas)))

@@ -25,6 +25,10 @@ log-determinants cancel in the responsibilities and are skipped. When both hold 
 diagonal components of one shape, e.g. the benchmark ring) :func:`lanes_score_diag_shared` needs
 no (d, K, B) array at all.
 
+Precision: the functions run in the dtype of their arrays (numba compiles a float64 and a
+float32 version; :mod:`._numba_precision` keeps literals and the exponential in that dtype).
+Time set-up takes its logarithms in float64 either way.
+
 Operation count per point (d dimensions, K components): quadratic forms 4Kd flops (``diag``) or
 4Kd + 2Kd^2 (projection), K ``exp`` and ~4K flops for the softmax, 2Kd (``diag``) or 2Kd + 2Kd^2
 for the score, 3Kd + 2K for the Laplacian. Time set-up: d divisions (``shared``) or Kd divisions
@@ -40,9 +44,10 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from ._numba_math import fast_exp, fast_log
+from ._numba_math import fast_log
+from ._numba_precision import lane_exp, like
 
-__all__ = ["MixtureLayout", "mixture_layout", "lanes_time_setup", "lanes_score",
+__all__ = ["MixtureLayout", "mixture_layout", "layout_as", "lanes_time_setup", "lanes_score",
            "lanes_score_diag_shared"]
 
 # FMA contraction and reassociation (so reductions vectorise); fast_exp keeps its own flags.
@@ -95,6 +100,12 @@ def mixture_layout(mix) -> MixtureLayout:
                          np.ascontiguousarray(np.log(mix.weights[keep])))
 
 
+def layout_as(lay: MixtureLayout, dtype) -> MixtureLayout:
+    """The same layout with its arrays in ``dtype`` (float32 kernels take float32 parameters)."""
+    return lay._replace(**{f: np.ascontiguousarray(getattr(lay, f), dtype=dtype)
+                           for f in ("mT", "W", "lamT", "logw")})
+
+
 @njit(cache=True, fastmath=_FM, error_model="numpy")
 def lanes_time_setup(A, S2, lamT, logw, shared, INV, C, TR, tmp):
     """Per-lane ``INV`` (d, K, B), ``C`` (K, B), ``TR`` (K, B) from ``A``, ``S2`` (B,).
@@ -104,6 +115,7 @@ def lanes_time_setup(A, S2, lamT, logw, shared, INV, C, TR, tmp):
     """
     d, K = lamT.shape
     B = A.shape[0]
+    one, half = like(1.0, INV), like(0.5, INV)
     for k in range(K):
         w = logw[k]
         for b in range(B):
@@ -113,7 +125,7 @@ def lanes_time_setup(A, S2, lamT, logw, shared, INV, C, TR, tmp):
         for i in range(d):
             lam = lamT[i, 0]
             for b in range(B):
-                tmp[b] = 1.0 / (A[b] * A[b] * lam + S2[b])
+                tmp[b] = one / (A[b] * A[b] * lam + S2[b])
             for k in range(K):
                 for b in range(B):
                     INV[i, k, b] = tmp[b]
@@ -124,9 +136,9 @@ def lanes_time_setup(A, S2, lamT, logw, shared, INV, C, TR, tmp):
                 lam = lamT[i, k]
                 for b in range(B):
                     var = A[b] * A[b] * lam + S2[b]
-                    INV[i, k, b] = 1.0 / var
-                    TR[k, b] += 1.0 / var
-                    C[k, b] -= 0.5 * fast_log(var)
+                    INV[i, k, b] = one / var
+                    TR[k, b] += one / var
+                    C[k, b] -= half * like(fast_log(np.float64(var)), var)
 
 
 @njit(cache=True, fastmath=_FM, error_model="numpy")
@@ -138,6 +150,7 @@ def lanes_score(X, A, diag, mT, W, INV, C, TR, want_lap, U, L, M, S, SC, LAP):
     """
     d, K = mT.shape
     B = X.shape[1]
+    one, half = like(1.0, X), like(0.5, X)
     for k in range(K):
         for b in range(B):
             L[k, b] = C[k, b]
@@ -163,7 +176,7 @@ def lanes_score(X, A, diag, mT, W, INV, C, TR, want_lap, U, L, M, S, SC, LAP):
                 z = U[i, k, b]
                 zi = z * INV[i, k, b]
                 U[i, k, b] = zi
-                L[k, b] -= 0.5 * z * zi
+                L[k, b] -= half * z * zi
     # responsibilities: softmax over k in each lane
     for b in range(B):
         M[b] = L[0, b]
@@ -175,11 +188,11 @@ def lanes_score(X, A, diag, mT, W, INV, C, TR, want_lap, U, L, M, S, SC, LAP):
         S[b] = 0.0
     for k in range(K):
         for b in range(B):
-            e = fast_exp(L[k, b] - M[b])
+            e = lane_exp(L[k, b] - M[b])
             L[k, b] = e
             S[b] += e
     for b in range(B):
-        S[b] = 1.0 / S[b]
+        S[b] = one / S[b]
     for k in range(K):
         for b in range(B):
             L[k, b] *= S[b]
@@ -232,10 +245,11 @@ def lanes_score_diag_shared(X, A, S2, mT, lamT, logw, want_lap, L, M, S, S1, S2c
     """
     d, K = mT.shape
     B = X.shape[1]
+    one, half = like(1.0, X), like(0.5, X)
     INV = S1
     for i in range(d):
         for b in range(B):
-            INV[i, b] = 1.0 / (A[b] * A[b] * lamT[i, 0] + S2[b])
+            INV[i, b] = one / (A[b] * A[b] * lamT[i, 0] + S2[b])
     for k in range(K):
         w = logw[k]
         for b in range(B):
@@ -244,7 +258,7 @@ def lanes_score_diag_shared(X, A, S2, mT, lamT, logw, want_lap, L, M, S, S1, S2c
             mik = mT[i, k]
             for b in range(B):
                 z = X[i, b] - A[b] * mik
-                L[k, b] -= 0.5 * z * z * INV[i, b]
+                L[k, b] -= half * z * z * INV[i, b]
     for b in range(B):
         M[b] = L[0, b]
     for k in range(1, K):
@@ -255,11 +269,11 @@ def lanes_score_diag_shared(X, A, S2, mT, lamT, logw, want_lap, L, M, S, S1, S2c
         S[b] = 0.0
     for k in range(K):
         for b in range(B):
-            e = fast_exp(L[k, b] - M[b])
+            e = lane_exp(L[k, b] - M[b])
             L[k, b] = e
             S[b] += e
     for b in range(B):
-        S[b] = 1.0 / S[b]
+        S[b] = one / S[b]
     for i in range(d):
         for b in range(B):
             SC[i, b] = 0.0
@@ -281,4 +295,4 @@ def lanes_score_diag_shared(X, A, S2, mT, lamT, logw, want_lap, L, M, S, S1, S2c
         for i in range(d):
             for b in range(B):
                 iv = INV[i, b]
-                LAP[b] += (S2c[i, b] * S[b] * iv - 1.0) * iv - SC[i, b] * SC[i, b]
+                LAP[b] += (S2c[i, b] * S[b] * iv - one) * iv - SC[i, b] * SC[i, b]

@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._numba_math import seed_stream, standard_normal
+from ._numba_precision import like
 from ._sampling_lanes_numba import LANES, load_states, score_block, store_states
 
 __all__ = ["pc_batch_driver"]
@@ -41,19 +42,21 @@ def _pass_chunk(x, c0, c1, mode, st, j, pend, coef, dW, zc, use_dw, rs, diag, sh
     N, d = x.shape
     K = mT.shape[1]
     B = LANES
-    Xb = np.empty((d, B))
-    SC = np.empty((d, B))
-    work = np.empty((6, B))
-    INV = np.empty((d, K, B))
-    U = np.empty((d, K, B))
-    P = np.empty((2, d, B))
-    C = np.empty((K, B))
-    TR = np.empty((K, B))
-    L = np.empty((K, B))
-    noise_p = math.sqrt(2.0 * pend)
+    dt = x.dtype  # float64 or float32 (see fused_sampling_numba, "Precision")
+    Xb = np.empty((d, B), dt)
+    SC = np.empty((d, B), dt)
+    work = np.empty((6, B), dt)
+    INV = np.empty((d, K, B), dt)
+    U = np.empty((d, K, B), dt)
+    P = np.empty((2, d, B), dt)
+    C = np.empty((K, B), dt)
+    TR = np.empty((K, B), dt)
+    L = np.empty((K, B), dt)
+    noise_p = like(math.sqrt(2.0 * pend), Xb)
+    pend_d = like(pend, Xb)
     r = st if mode == 0 else st + 1
-    h, f, g2 = coef[st, 1], coef[st, 2], coef[st, 3]
-    g = math.sqrt(g2) if use_dw else math.sqrt(g2 * abs(h))
+    h, f, g2 = like(coef[st, 1], Xb), like(coef[st, 2], Xb), like(coef[st, 3], Xb)
+    g = like(math.sqrt(coef[st, 3]) if use_dw else math.sqrt(coef[st, 3] * abs(coef[st, 1])), Xb)
     for blk in range(c0, c1):
         lo = blk * B
         nb = min(B, N - lo)
@@ -62,7 +65,7 @@ def _pass_chunk(x, c0, c1, mode, st, j, pend, coef, dW, zc, use_dw, rs, diag, sh
             for i in range(d):
                 v = x[n, i]
                 if pend > 0.0:
-                    v += pend * G[n, i] + noise_p * Z[n, i]
+                    v += pend_d * G[n, i] + noise_p * Z[n, i]
                 Xb[i, b] = v
         if mode == 2:
             for b in range(nb):
@@ -85,6 +88,7 @@ def _pass_chunk(x, c0, c1, mode, st, j, pend, coef, dW, zc, use_dw, rs, diag, sh
                     z = dW[st, n, i] if mode == 0 else zc[st, j, n, i]
                 else:
                     z, state = standard_normal(state)
+                z = like(z, Xb)
                 if mode == 0:
                     x[n, i] = Xb[i, b] + h * (f * Xb[i, b] - g2 * SC[i, b]) + g * z
                 else:
@@ -125,8 +129,8 @@ def pc_batch_driver(x, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, sha
     if not use_dw:
         for n in range(N):
             store_states(rs, n, False, seed_stream(seed, n))
-    G = np.empty((N, d))
-    Z = np.empty((N, d))
+    G = np.empty((N, d), x.dtype)
+    Z = np.empty((N, d), x.dtype)
     part = np.zeros((nblk, 3))
     pend = 0.0
     for st in range(coef.shape[0] - 1):

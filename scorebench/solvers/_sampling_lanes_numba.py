@@ -17,6 +17,7 @@ from numba import njit, prange
 
 from ._mixture_lanes_numba import lanes_score, lanes_score_diag_shared, lanes_time_setup
 from ._numba_math import seed_stream, standard_normal
+from ._numba_precision import like
 
 __all__ = ["LANES", "score_block", "em_kernel", "load_states", "store_states"]
 
@@ -62,16 +63,17 @@ def _em_block(x, lo, nb, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, s
     d, K = mT.shape
     B = LANES
     steps = coef.shape[0] - 1
-    Xb = np.empty((d, B))
-    SC = np.empty((d, B))
-    Zb = np.zeros((d, B))
-    work = np.empty((6, B))
-    INV = np.empty((d, K, B))
-    U = np.empty((d, K, B))
-    P = np.empty((2, d, B))
-    C = np.empty((K, B))
-    TR = np.empty((K, B))
-    L = np.empty((K, B))
+    dt = x.dtype  # float64 or float32: every per-lane array and the arithmetic on it
+    Xb = np.empty((d, B), dt)
+    SC = np.empty((d, B), dt)
+    Zb = np.zeros((d, B), dt)
+    work = np.empty((6, B), dt)
+    INV = np.empty((d, K, B), dt)
+    U = np.empty((d, K, B), dt)
+    P = np.empty((2, d, B), dt)
+    C = np.empty((K, B), dt)
+    TR = np.empty((K, B), dt)
+    L = np.empty((K, B), dt)
     rs = np.empty((4, B), dtype=np.uint64)
     zero = 0
     for b in range(B):
@@ -97,10 +99,11 @@ def _em_block(x, lo, nb, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, s
                         Zb[i, b] = z
                     store_states(rs, b, True, state)
             if j < 0:  # Euler-Maruyama: dW = sqrt|h| z for generated noise
-                g = math.sqrt(g2) if use_dw else math.sqrt(g2 * abs(h))
+                g = like(math.sqrt(g2) if use_dw else math.sqrt(g2 * abs(h)), Xb)
+                hh, ff, gg2 = like(h, Xb), like(f, Xb), like(g2, Xb)  # in the lanes' dtype
                 for i in range(d):
                     for b in range(B):
-                        Xb[i, b] += h * (f * Xb[i, b] - g2 * SC[i, b]) + g * Zb[i, b]
+                        Xb[i, b] += hh * (ff * Xb[i, b] - gg2 * SC[i, b]) + g * Zb[i, b]
                 continue
             for b in range(nb):  # Langevin corrector with this sample's norms
                 gg = 0.0
@@ -111,7 +114,8 @@ def _em_block(x, lo, nb, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, s
                 if gg == 0.0:
                     zero += 1
                 eps = c * zz / gg
-                noise = math.sqrt(2.0 * eps)
+                noise = like(math.sqrt(2.0 * eps), Xb)
+                eps = like(eps, Xb)
                 for i in range(d):
                     Xb[i, b] += eps * SC[i, b] + noise * Zb[i, b]
     for b in range(nb):

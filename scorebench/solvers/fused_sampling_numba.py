@@ -33,6 +33,13 @@ step). A sample's draws therefore depend only on ``seed`` and its index: results
 across runs, thread counts and block sizes. (In-kernel noise avoids the 1.6 GB that pre-drawn
 increments for 100,000 samples x 1000 steps x 2 dims would take.)
 
+Precision. The kernels run in the dtype of ``x_T``: float64, or float32 (8 SIMD lanes per AVX2
+vector instead of 4; exponentials in float32, :mod:`._numba_precision`). Time stays float64:
+the grid, the SDE coefficients and the step-size rules are computed in float64 and rounded once
+to float32 per step; the normals are float64 ziggurat draws rounded to float32. What float32
+costs in accuracy is measured in the tests (the same Brownian path in float32 and float64) and
+reported by the benchmarks.
+
 Operation count per sample and step (d dims, K components, diagonal covariances): one fused
 score evaluation (~10Kd + 6K flops and K exponentials, see :mod:`._mixture_lanes_numba`),
 4d flops for the update, d normal draws; PC adds one score evaluation, d draws and ~6d flops per
@@ -45,7 +52,7 @@ import math
 
 import numpy as np
 
-from ._mixture_lanes_numba import mixture_layout
+from ._mixture_lanes_numba import layout_as, mixture_layout
 from ._pc_batch_numba import pc_batch_driver
 from ._sampling_lanes_numba import em_kernel
 
@@ -79,11 +86,11 @@ def _prepare(oracle, x_T, grid):
         raise ValueError(f"oracle: the fused numba samplers need a MixtureOracle, got {oracle!r}")
     if not isinstance(x_T, np.ndarray):
         raise TypeError(f"x_T: expected a numpy array, got {type(x_T).__name__}")
-    if x_T.dtype != np.float64:
-        raise TypeError(f"x_T: expected float64, got {x_T.dtype}")
-    x = np.array(check_points(x_T, oracle.d, name="x_T"), dtype=np.float64, order="C")
+    if x_T.dtype not in (np.float64, np.float32):
+        raise TypeError(f"x_T: expected float64 or float32, got {x_T.dtype}")
+    x = np.array(check_points(x_T, oracle.d, name="x_T"), dtype=x_T.dtype, order="C")
     g = check_grid(grid, oracle.sde.T)
-    return x, g, _coefficients(oracle.sde, g), mixture_layout(oracle.mix)
+    return x, g, _coefficients(oracle.sde, g), layout_as(mixture_layout(oracle.mix), x.dtype)
 
 
 def _noise(seed, arr, shape, name):
@@ -112,7 +119,8 @@ def em_sample_numba(oracle, x_T, grid, dW=None, seed=None):
     ----------
     oracle : MixtureOracle
         Any SDE (the grid's coefficients come from ``oracle.sde`` in closed form or quadrature).
-    x_T : ndarray, shape (N, d), float64
+    x_T : ndarray, shape (N, d), float64 or float32
+        The kernel runs in this dtype (see "Precision" in the module docstring).
     grid : array_like, shape (steps + 1,)
         Strictly decreasing times from ``T`` (see :func:`~scorebench.solvers.grids.time_grid`).
     dW : ndarray, shape (steps, N, d), optional
@@ -122,7 +130,7 @@ def em_sample_numba(oracle, x_T, grid, dW=None, seed=None):
 
     Returns
     -------
-    ndarray, shape (N, d)
+    ndarray, shape (N, d), the dtype of ``x_T``
         The samples at ``eps``.
     """
     x, g, coef, lay = _prepare(oracle, x_T, grid)

@@ -123,18 +123,19 @@ def _fused_applies(model, sde, solver, x_T, dw, return_path, rng) -> bool:
 def _sample_fused(solver, model, x_T, times, rng):
     """Run the fused numba EM / PC sampler; its noise stream is seeded from ``rng``.
 
-    The kernels compute in float64; a float32 ``x_T`` gets float32 samples back, as from the
-    numpy backend.
+    The kernels run in the dtype of ``x_T``: float32 starts are sampled in float32 (time and
+    step sizes in float64), as the torch backend does; any other floating dtype in float64.
     """
     from . import fused_sampling_numba as fused
     from .euler_maruyama import EulerMaruyama
 
     seed = int(rng.integers(2**62))
-    x64 = np.asarray(x_T, dtype=np.float64)
+    dtype = np.float32 if x_T.dtype == np.float32 else np.float64
+    x0 = np.asarray(x_T, dtype=dtype)
     if type(solver) is EulerMaruyama:
-        x, nfe = fused.em_sample_numba(model, x64, times, seed=seed), times.size - 1
+        x, nfe = fused.em_sample_numba(model, x0, times, seed=seed), times.size - 1
     else:
-        x = fused.pc_sample_numba(model, x64, times, snr=solver.snr,
+        x = fused.pc_sample_numba(model, x0, times, snr=solver.snr,
                                   n_corrector=solver.n_corrector, norm=solver.norm,
                                   alpha_factor=solver.alpha_factor, seed=seed)
         nfe = (times.size - 1) * (1 + solver.n_corrector)

@@ -354,7 +354,7 @@ def test_pc_zero_score_raises():
     (dict(seed=None), "seed"), (dict(seed=-1), "seed"),
     (dict(seed=1, grid=[1.0, 0.5, 0.7]), "grid"),
     (dict(dW=np.zeros((5, 4, 2))), "dW"), (dict(seed=1, x_T=np.zeros((4, 3))), "x_T"),
-    (dict(seed=1, x_T=np.zeros((4, 2), dtype=np.float32)), "x_T"),
+    (dict(seed=1, x_T=np.zeros((4, 2), dtype=np.float16)), "x_T"),
 ])
 def test_sampling_bad_input(kwargs, match):
     oracle = MixtureOracle(_ring(), VPSDE())

@@ -1,0 +1,118 @@
+r"""Precision-generic building blocks: the fused kernels compile once per state dtype.
+
+The block kernels (:mod:`._mixture_lanes_numba`, :mod:`._sampling_lanes_numba`,
+:mod:`._pc_batch_numba`) are written once; numba specialises them for float64 or float32
+arrays. Two helpers keep a float32 specialisation in float32 (a float literal is a float64 in
+numba, and ``0.5 * z`` would promote every lane operation to float64):
+
+``like(value, ref)``
+    ``value`` as the floating type of ``ref`` (an array or a scalar).
+``lane_exp(x)``
+    :func:`~._numba_math.fast_exp` for float64, :func:`fast_exp_f32` for float32.
+
+``fast_exp_f32``
+    The float32 exponential, branch-free and vectorisable like ``fast_exp``: Cody–Waite
+    reduction :math:`x = n\ln 2 + r` with Cephes' two-part :math:`\ln 2` (0.693359375 is exact
+    in 9 bits, so :math:`n \ln2_{hi}` is exact for :math:`|n| \le 128`), round-to-nearest by the
+    :math:`1.5 \cdot 2^{23}` shifter, whose low mantissa bits then hold :math:`n` (no float-to-int
+    conversion), Cephes' degree-7 polynomial for :math:`e^r` on :math:`|r| \le \ln 2/2`, and
+    :math:`2^n` from its IEEE bits. Arguments are clamped to [-87, 88] (results below
+    :math:`e^{-87} \approx 1.6 \cdot 10^{-38}`, the smallest normal float32 order, are returned
+    as :math:`e^{-87}`; the kernels only exponentiate log-weights relative to their maximum,
+    where such a weight is negligible). Measured relative error against float64 ``exp`` on
+    [-87, 0]: below 1e-7 (1 ulp). An AVX2 vector holds 8 float32 lanes against 4 float64.
+
+References
+----------
+S. L. Moshier, Cephes Mathematical Library, ``expf.c``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, types
+from numba.extending import intrinsic, overload
+
+from ._numba_math import fast_exp
+
+__all__ = ["fast_exp_f32", "lane_exp", "like"]
+
+
+@intrinsic
+def _f32_as_i32(typingctx, x):
+    """Reinterpret the bits of a float32 as an int32 (LLVM bitcast)."""
+    sig = types.int32(types.float32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int32))
+
+    return sig, codegen
+
+
+@intrinsic
+def _i32_as_f32(typingctx, x):
+    """Reinterpret the bits of an int32 as a float32 (LLVM bitcast)."""
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float32))
+
+    return sig, codegen
+
+
+_F = np.float32
+_SHIFTER = _F(12582912.0)  # 1.5 * 2^23
+_SHIFTER_BITS = np.int32(0x4B400000)
+_LOG2E = _F(1.4426950408889634)
+_LN2_HI = _F(0.693359375)
+_LN2_LO = _F(-2.12194440e-4)
+_X_LO, _X_HI = _F(-87.0), _F(88.0)
+_P = tuple(_F(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+                           1.6666665459e-1, 5.0000001201e-1))
+_ONE = _F(1.0)
+_BIAS = np.int32(127)
+_MANT_BITS = np.int32(23)
+
+
+@njit(cache=True, fastmath={"contract"}, inline="always")
+def fast_exp_f32(x):
+    """exp(x) for float32 x in float32, branch-free (see the module docstring)."""
+    x = _X_LO if x < _X_LO else x
+    x = _X_HI if x > _X_HI else x
+    ys = x * _LOG2E + _SHIFTER
+    nf = ys - _SHIFTER
+    n = _f32_as_i32(ys) - _SHIFTER_BITS
+    r = (x - nf * _LN2_HI) - nf * _LN2_LO
+    p = _P[0]
+    p = p * r + _P[1]
+    p = p * r + _P[2]
+    p = p * r + _P[3]
+    p = p * r + _P[4]
+    p = p * r + _P[5]
+    y = p * (r * r) + r + _ONE
+    return y * _i32_as_f32((n + _BIAS) << _MANT_BITS)
+
+
+def lane_exp(x):
+    """exp(x) in the precision of ``x`` (pure-Python fallback; see :func:`_lane_exp`)."""
+    return np.exp(x)
+
+
+@overload(lane_exp, inline="always")
+def _lane_exp(x):
+    if x == types.float32:
+        return lambda x: fast_exp_f32(x)
+    return lambda x: fast_exp(x)
+
+
+def like(value, ref):
+    """``value`` as the floating type of ``ref`` (pure-Python fallback; see :func:`_like`)."""
+    return np.asarray(ref).dtype.type(value)
+
+
+@overload(like, inline="always")
+def _like(value, ref):
+    dt = ref.dtype if isinstance(ref, types.Array) else ref
+    if dt == types.float32:
+        return lambda value, ref: np.float32(value)
+    return lambda value, ref: np.float64(value)

@@ -1,0 +1,99 @@
+"""The float32 specialisation of the fused samplers, tested against the float64 one.
+
+Thresholds are deterministic round-off budgets (no randomness is compared except in the moment
+test, whose bound is derived there): float32 rounds each operation to 2^-24 ~ 6e-8 relative.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from numba import njit
+
+from scorebench.analytic.mixture import GaussianMixture
+from scorebench.analytic.oracle import MixtureOracle
+from scorebench.analytic.sde import SubVPSDE, VPSDE
+from scorebench.solvers._numba_precision import fast_exp_f32
+from scorebench.solvers.fused_sampling_numba import em_sample_numba, pc_sample_numba
+from scorebench.solvers.grids import time_grid
+
+
+def _ring(K=8, radius=2.0, variance=0.05):
+    ang = 2 * np.pi * np.arange(K) / K
+    return GaussianMixture.isotropic(np.ones(K), radius * np.c_[np.cos(ang), np.sin(ang)],
+                                     np.full(K, variance))
+
+
+def _full(d, seed, K=3):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((K, d, d))
+    covs = 0.5 * A @ A.transpose(0, 2, 1) / d + 0.05 * np.eye(d)
+    return GaussianMixture(rng.uniform(0.5, 1.5, K), 2.0 * rng.standard_normal((K, d)), covs)
+
+
+@njit(cache=True)
+def _exp32_all(x, out):
+    for i in range(x.size):
+        out[i] = fast_exp_f32(x[i])
+
+
+def test_float32_exp_is_within_two_ulp():
+    x = np.concatenate([np.linspace(-87.0, 88.0, 400_001), [0.0, -0.5, 0.5, -1e-8]])
+    x = x.astype(np.float32)
+    out = np.empty_like(x)
+    _exp32_all(x, out)
+    assert out.dtype == np.float32
+    ref = np.exp(x.astype(np.float64))
+    # 2 ulp of float32 is 2^-22 ~ 2.4e-7 relative (measured: 8e-8)
+    assert np.max(np.abs(out / ref - 1.0)) < 2.4e-7
+
+
+@pytest.mark.parametrize("mix, sde", [(_ring(), VPSDE()), (_full(3, seed=21), SubVPSDE())],
+                         ids=["ring-diag-vp", "full-3d-subvp"])
+def test_float32_em_and_batch_pc_follow_the_float64_path(mix, sde):
+    oracle = MixtureOracle(mix, sde)
+    rng = np.random.default_rng(22)
+    steps, n = 60, 300
+    grid = time_grid("uniform", steps, 1.0, 1e-3)
+    x_T = oracle.sample(n, 1.0, rng)
+    dW = rng.standard_normal((steps, n, mix.d)) * np.sqrt(-np.diff(grid))[:, None, None]
+    z = rng.standard_normal((steps, 1, n, mix.d))
+    pairs = [(em_sample_numba(oracle, x_T, grid, dW=dW),
+              em_sample_numba(oracle, x_T.astype(np.float32), grid, dW=dW)),
+             (pc_sample_numba(oracle, x_T, grid, dW=dW, z=z, norm="batch"),
+              pc_sample_numba(oracle, x_T.astype(np.float32), grid, dW=dW, z=z, norm="batch"))]
+    for hi, lo in pairs:
+        assert lo.dtype == np.float32 and hi.dtype == np.float64
+        # budget: ~30 roundings per step (score, update) of 6e-8 relative on |x| <~ 6, over
+        # 60 steps, added up without cancellation: 30 * 6e-8 * 6 * 60 = 6.5e-4 (the reverse
+        # SDE contracts towards the data, so errors do not grow; measured ~3e-5)
+        assert np.max(np.abs(lo - hi)) < 6.5e-4
+
+
+def test_float32_em_gaussian_moments_within_standard_errors():
+    # As the float64 test in test_fused_numba: EM on a Gaussian is a linear recursion whose
+    # exact moments at eps are computed here; the float32 samples must match them to Monte
+    # Carlo accuracy. z = 5.3 two-sided per check (4 checks: 4 * 1.2e-7 < 1e-6); the float32
+    # round-off (<= 1e-5 absolute, previous test) is < 0.01 standard errors at n = 40,000.
+    mu, var, eps, n, steps = 1.5, 0.3, 1e-3, 40_000, 1000
+    sde = VPSDE()
+    oracle = MixtureOracle(GaussianMixture(np.ones(1), np.array([[mu]]), np.array([[[var]]])),
+                           sde)
+    grid = time_grid("uniform", steps, 1.0, eps)
+    m, v = sde.mean_coeff(1.0) * mu, sde.mean_coeff(1.0) ** 2 * var + sde.marginal_var(1.0)
+    for i in range(steps):
+        t, h = grid[i], grid[i + 1] - grid[i]
+        vt = sde.mean_coeff(t) ** 2 * var + sde.marginal_var(t)
+        c = 1 + h * (sde.drift_coeff(t) + sde.diffusion_sq(t) / vt)
+        m = c * m - h * sde.diffusion_sq(t) * sde.mean_coeff(t) * mu / vt
+        v = c * c * v + sde.diffusion_sq(t) * abs(h)
+    se_m, se_v = math.sqrt(v / n), v * math.sqrt(2 / (n - 1))
+    x_T = oracle.sample(n, 1.0, np.random.default_rng(23)).astype(np.float32)
+    for out in (em_sample_numba(oracle, x_T, grid, seed=24),
+                pc_sample_numba(oracle, x_T, grid, n_corrector=0, seed=24)):
+        assert out.dtype == np.float32
+        x = out[:, 0].astype(np.float64)
+        assert abs(x.mean() - m) < 5.3 * se_m
+        assert abs(x.var(ddof=1) - v) < 5.3 * se_v
