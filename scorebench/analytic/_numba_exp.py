@@ -34,7 +34,7 @@ from __future__ import annotations
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["exp_nonpositive", "f64_as_i64", "i64_as_f64"]
+__all__ = ["exp_nonpositive", "bitcast", "f64_as_i64", "i64_as_f64"]
 
 _SHIFTER = 6755399441055744.0  # 1.5 * 2**52: x + S - S rounds x to the nearest integer
 _SHIFTER_BITS = 0x4338000000000000  # its IEEE bits: (bits of x + S) - _SHIFTER_BITS = round(x)
@@ -44,26 +44,20 @@ _LN2_LO = 1.90821492927058770002e-10
 _X_MIN = -708.0
 
 
-@intrinsic
-def f64_as_i64(typingctx, x):
-    """Reinterpret the bits of a float64 as an int64 (LLVM bitcast)."""
-    sig = types.int64(types.float64)
+def bitcast(src, dst, doc: str):
+    """An intrinsic reinterpreting the bits of a ``src`` value as a ``dst`` (LLVM bitcast)."""
+    def impl(typingctx, x):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(dst))
 
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int64))
+        return dst(src), codegen
 
-    return sig, codegen
+    impl.__doc__ = doc
+    return intrinsic(impl)
 
 
-@intrinsic
-def i64_as_f64(typingctx, x):
-    """Reinterpret the bits of an int64 as a float64 (LLVM bitcast)."""
-    sig = types.float64(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
-
-    return sig, codegen
+f64_as_i64 = bitcast(types.float64, types.int64, "The bits of a float64 as an int64.")
+i64_as_f64 = bitcast(types.int64, types.float64, "The bits of an int64 as a float64.")
 
 
 @njit(fastmath={"contract"}, error_model="numpy", cache=True)

@@ -31,34 +31,16 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, types
-from numba.extending import intrinsic, overload
+from numba.extending import overload
+
+from scorebench.analytic._numba_exp import bitcast
 
 from ._numba_math import fast_exp
 
 __all__ = ["fast_exp_f32", "lane_exp", "like"]
 
-
-@intrinsic
-def _f32_as_i32(typingctx, x):
-    """Reinterpret the bits of a float32 as an int32 (LLVM bitcast)."""
-    sig = types.int32(types.float32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int32))
-
-    return sig, codegen
-
-
-@intrinsic
-def _i32_as_f32(typingctx, x):
-    """Reinterpret the bits of an int32 as a float32 (LLVM bitcast)."""
-    sig = types.float32(types.int32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float32))
-
-    return sig, codegen
-
+_f32_as_i32 = bitcast(types.float32, types.int32, "The bits of a float32 as an int32.")
+_i32_as_f32 = bitcast(types.int32, types.float32, "The bits of an int32 as a float32.")
 
 _F = np.float32
 _SHIFTER = _F(12582912.0)  # 1.5 * 2^23

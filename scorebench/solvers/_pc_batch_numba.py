@@ -24,7 +24,7 @@ from numba import njit, prange
 
 from ._numba_math import seed_stream, standard_normal
 from ._numba_precision import like
-from ._sampling_lanes_numba import LANES, load_states, score_block, store_states
+from ._sampling_lanes_numba import LANES, block_scratch, load_states, score_block, store_states
 
 __all__ = ["pc_batch_driver"]
 
@@ -42,16 +42,8 @@ def _pass_chunk(x, c0, c1, mode, st, j, pend, coef, dW, zc, use_dw, rs, diag, sh
     N, d = x.shape
     K = mT.shape[1]
     B = LANES
-    dt = x.dtype  # float64 or float32 (see fused_sampling_numba, "Precision")
-    Xb = np.empty((d, B), dt)
-    SC = np.empty((d, B), dt)
-    work = np.empty((6, B), dt)
-    INV = np.empty((d, K, B), dt)
-    U = np.empty((d, K, B), dt)
-    P = np.empty((2, d, B), dt)
-    C = np.empty((K, B), dt)
-    TR = np.empty((K, B), dt)
-    L = np.empty((K, B), dt)
+    # float64 or float32 (see fused_sampling_numba, "Precision")
+    Xb, SC, work, INV, U, P, C, TR, L = block_scratch(d, K, x.dtype)
     noise_p = like(math.sqrt(2.0 * pend), Xb)
     pend_d = like(pend, Xb)
     r = st if mode == 0 else st + 1

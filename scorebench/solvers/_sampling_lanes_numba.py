@@ -19,7 +19,7 @@ from ._mixture_lanes_numba import lanes_score, lanes_score_diag_shared, lanes_ti
 from ._numba_math import seed_stream, standard_normal
 from ._numba_precision import like
 
-__all__ = ["LANES", "score_block", "em_kernel", "load_states", "store_states"]
+__all__ = ["LANES", "score_block", "block_scratch", "em_kernel", "load_states", "store_states"]
 
 LANES = 64
 _FM = {"contract"}
@@ -38,6 +38,18 @@ def score_block(Xb, a, s2, diag, shared, mT, W, lamT, logw, work, INV, C, TR, U,
     else:
         lanes_time_setup(A, S2, lamT, logw, shared, INV, C, TR, tmp)
         lanes_score(Xb, A, diag, mT, W, INV, C, TR, False, U, L, M, S, SC, work[5])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def block_scratch(d, K, dt):
+    """Scratch of one block in dtype ``dt`` (float64 or float32: every per-lane array and the
+    arithmetic on it): the points ``Xb`` and score ``SC`` (d, B), then what
+    :func:`score_block` takes: ``work`` (6, B), ``INV``, ``U`` (d, K, B), ``P`` (2, d, B),
+    ``C``, ``TR``, ``L`` (K, B)."""
+    B = LANES
+    return (np.empty((d, B), dt), np.empty((d, B), dt), np.empty((6, B), dt),
+            np.empty((d, K, B), dt), np.empty((d, K, B), dt), np.empty((2, d, B), dt),
+            np.empty((K, B), dt), np.empty((K, B), dt), np.empty((K, B), dt))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -63,17 +75,8 @@ def _em_block(x, lo, nb, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, s
     d, K = mT.shape
     B = LANES
     steps = coef.shape[0] - 1
-    dt = x.dtype  # float64 or float32: every per-lane array and the arithmetic on it
-    Xb = np.empty((d, B), dt)
-    SC = np.empty((d, B), dt)
-    Zb = np.zeros((d, B), dt)
-    work = np.empty((6, B), dt)
-    INV = np.empty((d, K, B), dt)
-    U = np.empty((d, K, B), dt)
-    P = np.empty((2, d, B), dt)
-    C = np.empty((K, B), dt)
-    TR = np.empty((K, B), dt)
-    L = np.empty((K, B), dt)
+    Xb, SC, work, INV, U, P, C, TR, L = block_scratch(d, K, x.dtype)
+    Zb = np.zeros((d, B), x.dtype)
     rs = np.empty((4, B), dtype=np.uint64)
     zero = 0
     for b in range(B):

@@ -10,11 +10,12 @@ import math
 
 import numpy as np
 import pytest
+from _em_gaussian import em_gaussian_moments  # tests/solvers helper module
 from numba import njit
 
 from scorebench.analytic.mixture import GaussianMixture
 from scorebench.analytic.oracle import MixtureOracle
-from scorebench.analytic.sde import SubVPSDE, VPSDE
+from scorebench.analytic.sde import VPSDE, SubVPSDE
 from scorebench.solvers._numba_precision import fast_exp_f32
 from scorebench.solvers.fused_sampling_numba import em_sample_numba, pc_sample_numba
 from scorebench.solvers.grids import time_grid
@@ -82,13 +83,7 @@ def test_float32_em_gaussian_moments_within_standard_errors():
     oracle = MixtureOracle(GaussianMixture(np.ones(1), np.array([[mu]]), np.array([[[var]]])),
                            sde)
     grid = time_grid("uniform", steps, 1.0, eps)
-    m, v = sde.mean_coeff(1.0) * mu, sde.mean_coeff(1.0) ** 2 * var + sde.marginal_var(1.0)
-    for i in range(steps):
-        t, h = grid[i], grid[i + 1] - grid[i]
-        vt = sde.mean_coeff(t) ** 2 * var + sde.marginal_var(t)
-        c = 1 + h * (sde.drift_coeff(t) + sde.diffusion_sq(t) / vt)
-        m = c * m - h * sde.diffusion_sq(t) * sde.mean_coeff(t) * mu / vt
-        v = c * c * v + sde.diffusion_sq(t) * abs(h)
+    m, v = em_gaussian_moments(sde, mu, var, grid)
     se_m, se_v = math.sqrt(v / n), v * math.sqrt(2 / (n - 1))
     x_T = oracle.sample(n, 1.0, np.random.default_rng(23)).astype(np.float32)
     for out in (em_sample_numba(oracle, x_T, grid, seed=24),
