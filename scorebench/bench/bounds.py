@@ -9,7 +9,8 @@ Three rates, each the best of numpy and numba on all cores:
   ``fast_exp`` sweeping one cache-resident block per thread (:func:`exp_in_cache`): the
   tighter limit, since the kernels' exponentials never touch memory;
 * **normal draws**: seconds per standard normal -- numpy's ``Generator.standard_normal`` (one
-  generator per thread) and the fused kernels' xoshiro256++ ziggurat in a ``prange`` loop;
+  generator per thread), the fused kernels' xoshiro256++ ziggurat in a ``prange`` loop, and
+  their lane-vectorised Box–Muller pairs (what the fused EM draws);
 * **matrix multiply**: flops per second -- numpy's BLAS ``dgemm`` on a square product (BLAS's
   own threads), and numba on the shape the mixture kernels multiply, a batch of (64, 64) x
   (64, 64) products in a ``prange`` loop, one single-threaded ``dgemm`` per block (what
@@ -31,9 +32,10 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from scorebench.solvers._lane_normals_numba import lanes_normal_pairs
 from scorebench.solvers._numba_math import fast_exp, seed_stream, standard_normal
 
-__all__ = ["MachineBounds", "measure_bounds", "bound_seconds", "exp_in_cache"]
+__all__ = ["MachineBounds", "measure_bounds", "bound_seconds", "exp_in_cache", "normals_in_lanes"]
 
 _BLOCK = 8192
 
@@ -59,6 +61,27 @@ def exp_in_cache(x, out, sweeps):
         for _ in range(sweeps):
             for j in range(x.shape[1]):
                 out[r, j] = fast_exp(x[r, j])
+
+
+@njit(cache=True, parallel=True)
+def normals_in_lanes(out, seed):
+    """Normals by :func:`~scorebench.solvers._lane_normals_numba.lanes_normal_pairs` (what the
+    fused EM kernel draws): 64 lanes seeded once per chunk, chunks in parallel; ``out.size``
+    must be a multiple of 128 times the 64 chunks."""
+    nchunks, per_round = 64, 2 * 64
+    rounds = out.shape[0] // (nchunks * per_round)
+    for c in prange(nchunks):
+        rs = np.empty((4, 64), np.uint64)
+        for b in range(64):
+            rs[0, b], rs[1, b], rs[2, b], rs[3, b] = seed_stream(seed, c * 64 + b)
+        Z = np.empty((2, 64))
+        base = c * rounds * per_round
+        for r in range(rounds):
+            lanes_normal_pairs(rs, Z, 0, 64)
+            o = base + r * per_round
+            for k in range(2):
+                for b in range(64):
+                    out[o + k * 64 + b] = Z[k, b]
 
 
 @njit(cache=True, parallel=True)
@@ -162,6 +185,7 @@ def measure_bounds(n: int = 1 << 23, repeats: int = 5, matmul_n: int = 1024) -> 
         ("exp numba fast_exp (in cache)", lambda: exp_in_cache(xc, outc, sweeps)),
         ("normal numpy (threads)", _threaded(np_normal, threads)),
         ("normal numba ziggurat", lambda: _normals(out, np.uint64(7))),
+        ("normal numba Box-Muller lanes", lambda: normals_in_lanes(out, np.uint64(7))),
     ):
         fn()  # warm-up / compile
         count = xc.size * sweeps if name.endswith("(in cache)") else n

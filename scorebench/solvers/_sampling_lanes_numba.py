@@ -16,7 +16,8 @@ import numpy as np
 from numba import njit, prange
 
 from ._mixture_lanes_numba import lanes_score, lanes_score_diag_shared, lanes_time_setup
-from ._numba_math import seed_stream, standard_normal
+from ._lane_normals_numba import lanes_normal_pairs
+from ._numba_math import seed_stream
 from ._numba_precision import like
 
 __all__ = ["LANES", "score_block", "block_scratch", "em_kernel", "load_states", "store_states"]
@@ -76,7 +77,7 @@ def _em_block(x, lo, nb, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, s
     B = LANES
     steps = coef.shape[0] - 1
     Xb, SC, work, INV, U, P, C, TR, L = block_scratch(d, K, x.dtype)
-    Zb = np.zeros((d, B), x.dtype)
+    Zb = np.zeros((d + d % 2, B), x.dtype)  # normals come in pairs: a spare row for odd d
     rs = np.empty((4, B), dtype=np.uint64)
     zero = 0
     for b in range(B):
@@ -91,16 +92,13 @@ def _em_block(x, lo, nb, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, s
             r = st if j < 0 else st + 1
             score_block(Xb, coef[r, 4], coef[r, 5], diag, shared, mT, W, lamT, logw, work, INV,
                         C, TR, U, L, P, SC)
-            for b in range(nb):  # the noise of this sub-step
-                if use_dw:
+            if use_dw:  # the noise of this sub-step
+                for b in range(nb):
                     for i in range(d):
                         Zb[i, b] = dW[st, lo + b, i] if j < 0 else zc[st, j, lo + b, i]
-                else:
-                    state = load_states(rs, b, True)
-                    for i in range(d):
-                        z, state = standard_normal(state)
-                        Zb[i, b] = z
-                    store_states(rs, b, True, state)
+            else:
+                for i in range(0, d, 2):
+                    lanes_normal_pairs(rs, Zb, i, nb)
             if j < 0:  # Euler-Maruyama: dW = sqrt|h| z for generated noise
                 g = like(math.sqrt(g2) if use_dw else math.sqrt(g2 * abs(h)), Xb)
                 hh, ff, gg2 = like(h, Xb), like(f, Xb), like(g2, Xb)  # in the lanes' dtype
