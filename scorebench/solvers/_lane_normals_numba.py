@@ -39,32 +39,17 @@ from numba import njit
 
 from scorebench.analytic._numba_exp import i64_as_f64 as _i64_as_f64
 
-from ._numba_math import fast_log
+from ._numba_math import fast_log, xoshiro_step
 
 __all__ = ["lanes_normal_pairs"]
 
-_U2, _U12, _U17, _U19, _U23, _U41, _U45, _U62 = (np.uint64(v)
-                                                  for v in (2, 12, 17, 19, 23, 41, 45, 62))
+_U2, _U12, _U62 = np.uint64(2), np.uint64(12), np.uint64(62)
 _U1, _U63 = np.uint64(1), np.uint64(63)
 _ONE_BITS = 0x3FF0000000000000  # IEEE bits of 1.0
 _HALF_PI = 0.5 * math.pi
 _SQRT_HALF = math.sqrt(0.5)
 _S = tuple((-1.0) ** k / math.factorial(2 * k + 1) for k in range(8))  # sin: phi^1 .. phi^15
 _C = tuple((-1.0) ** k / math.factorial(2 * k) for k in range(9))  # cos: phi^0 .. phi^16
-
-
-@njit(cache=True, fastmath={"contract"}, error_model="numpy", inline="always")
-def _step(s0, s1, s2, s3):
-    """xoshiro256++: (output, new state) — the scalar ``next_u64`` of :mod:`._numba_math`."""
-    res = ((s0 + s3) << _U23 | (s0 + s3) >> _U41) + s0
-    t = s1 << _U17
-    s2 ^= s0
-    s3 ^= s1
-    s1 ^= s2
-    s0 ^= s3
-    s2 ^= t
-    s3 = s3 << _U45 | s3 >> _U19
-    return res, s0, s1, s2, s3
 
 
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")
@@ -76,8 +61,8 @@ def lanes_normal_pairs(rs, Z, i, nb):
     lane.
     """
     for b in range(nb):
-        r1, s0, s1, s2, s3 = _step(rs[0, b], rs[1, b], rs[2, b], rs[3, b])
-        r2, s0, s1, s2, s3 = _step(s0, s1, s2, s3)
+        r1, s0, s1, s2, s3 = xoshiro_step(rs[0, b], rs[1, b], rs[2, b], rs[3, b])
+        r2, s0, s1, s2, s3 = xoshiro_step(s0, s1, s2, s3)
         rs[0, b] = s0
         rs[1, b] = s1
         rs[2, b] = s2

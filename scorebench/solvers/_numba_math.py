@@ -35,8 +35,8 @@ from numba import njit
 from scorebench.analytic._numba_exp import f64_as_i64 as _f64_as_i64
 from scorebench.analytic._numba_exp import i64_as_f64 as _i64_as_f64
 
-__all__ = ["fast_exp", "fast_expm1", "fast_log", "seed_stream", "next_u64", "uniform",
-           "standard_normal", "ziggurat_tables"]
+__all__ = ["fast_exp", "fast_expm1", "fast_log", "seed_stream", "xoshiro_step", "next_u64",
+           "uniform", "standard_normal", "ziggurat_tables"]
 
 
 _LOG2E = 1.4426950408889634
@@ -179,9 +179,9 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _MASK52 = np.uint64(0x000FFFFFFFFFFFFF)
-_U8, _U11, _U17, _U23, _U27, _U30, _U31, _U41, _U45, _U64_1 = (
-    np.uint64(8), np.uint64(11), np.uint64(17), np.uint64(23), np.uint64(27), np.uint64(30),
-    np.uint64(31), np.uint64(41), np.uint64(45), np.uint64(1),
+_U8, _U11, _U17, _U19, _U23, _U27, _U30, _U31, _U41, _U45, _U64_1 = (
+    np.uint64(8), np.uint64(11), np.uint64(17), np.uint64(19), np.uint64(23), np.uint64(27),
+    np.uint64(30), np.uint64(31), np.uint64(41), np.uint64(45), np.uint64(1),
 )
 _U0xFF = np.uint64(0xFF)
 
@@ -208,23 +208,29 @@ def seed_stream(seed, stream):
     return (_splitmix64(z1), _splitmix64(z2), _splitmix64(z3), _splitmix64(z4))
 
 
-@njit(cache=True)
-def _rotl(x, k):
-    return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
+@njit(cache=True, inline="always")
+def xoshiro_step(s0, s1, s2, s3):
+    """``(bits, s0, s1, s2, s3)``: one xoshiro256++ step on the four state words.
 
-
-@njit(cache=True)
-def next_u64(st):
-    """``(bits, new_state)``: the next 64 bits of the xoshiro256++ generator in state ``st``."""
-    s0, s1, s2, s3 = st
-    result = _rotl(s0 + s3, 23) + s0
+    Shifts, xors and adds only (rotations written out), so a loop of independent streams over
+    lanes vectorises (:mod:`._lane_normals_numba`).
+    """
+    x = s0 + s3
+    result = ((x << _U23) | (x >> _U41)) + s0
     t = s1 << _U17
     s2 ^= s0
     s3 ^= s1
     s1 ^= s2
     s0 ^= s3
     s2 ^= t
-    s3 = _rotl(s3, 45)
+    s3 = (s3 << _U45) | (s3 >> _U19)
+    return result, s0, s1, s2, s3
+
+
+@njit(cache=True)
+def next_u64(st):
+    """``(bits, new_state)``: the next 64 bits of the xoshiro256++ generator in state ``st``."""
+    result, s0, s1, s2, s3 = xoshiro_step(st[0], st[1], st[2], st[3])
     return result, (s0, s1, s2, s3)
 
 
