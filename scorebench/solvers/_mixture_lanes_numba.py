@@ -241,15 +241,18 @@ def lanes_score_diag_shared(X, A, S2, mT, lamT, logw, want_lap, L, M, S, S1, S2c
     :math:`\overline{z^2_i} = \sum_k \pi_k z_{ki}^2`:
     score :math:`= -\bar z / v`, Laplacian :math:`= \sum_i (\overline{z^2_i}/v_i^2 - 1/v_i)
     - |\mathrm{score}|^2`. No (d, K, B) array: z is recomputed (one FMA) instead of stored.
+    Without the Laplacian the score is :math:`-(x - a\sum_k \pi_k\mu_k)/v`: one FMA per
+    component and dimension instead of four.
     Scratch: ``L`` (K, B), ``M``, ``S`` (B,), ``S1``, ``S2c`` (d, B) (``S1`` ends up holding 1/v).
     """
     d, K = mT.shape
     B = X.shape[1]
     one, half = like(1.0, X), like(0.5, X)
-    INV = S1
+    INV, HINV = S1, S2c  # S2c holds 1 / (2 v) until the Laplacian sums need it
     for i in range(d):
         for b in range(B):
             INV[i, b] = one / (A[b] * A[b] * lamT[i, 0] + S2[b])
+            HINV[i, b] = half * INV[i, b]
     for k in range(K):
         w = logw[k]
         for b in range(B):
@@ -258,7 +261,7 @@ def lanes_score_diag_shared(X, A, S2, mT, lamT, logw, want_lap, L, M, S, S1, S2c
             mik = mT[i, k]
             for b in range(B):
                 z = X[i, b] - A[b] * mik
-                L[k, b] -= half * z * z * INV[i, b]
+                L[k, b] -= z * z * HINV[i, b]
     for b in range(B):
         M[b] = L[0, b]
     for k in range(1, K):
@@ -278,6 +281,17 @@ def lanes_score_diag_shared(X, A, S2, mT, lamT, logw, want_lap, L, M, S, S1, S2c
         for b in range(B):
             SC[i, b] = 0.0
             S2c[i, b] = 0.0
+    if not want_lap:
+        # score only: sum_k pi_k z_k = x - a sum_k pi_k mu_k, one FMA per (k, i, lane)
+        for k in range(K):
+            for i in range(d):
+                mik = mT[i, k]
+                for b in range(B):
+                    SC[i, b] += L[k, b] * mik
+        for i in range(d):
+            for b in range(B):
+                SC[i, b] = (A[b] * (SC[i, b] * S[b]) - X[i, b]) * INV[i, b]
+        return
     for k in range(K):
         for i in range(d):
             mik = mT[i, k]
