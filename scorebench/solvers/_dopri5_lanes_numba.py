@@ -21,6 +21,7 @@ from numba import njit, prange
 from ._mixture_lanes_numba import lanes_score, lanes_score_diag_shared, lanes_time_setup
 from ._numba_math import fast_exp, fast_log
 from ._sde_coeffs_numba import lanes_coeffs
+from ._unrolled_score_numba import array_ptr
 
 __all__ = ["loglik_kernel", "OK", "STEP_TOO_SMALL", "TOO_MANY_STEPS", "LANES"]
 
@@ -64,14 +65,21 @@ def _err_pow(err):
 
 @njit(cache=True, fastmath=_FM, error_model="numpy", inline="always")
 def _rhs(tt, Y, out, code, params, diag, shared, mT, W, lamT, logw, work, INV, C, TR, U, L,
-         P):
-    """out (m, B) = (v, div v) at the lanes' points Y[:d] (m, B) and times tt (B,)."""
+         P, unrolled, score_fn):
+    """out (m, B) = (v, div v) at the lanes' points Y[:d] (m, B) and times tt (B,).
+
+    With ``unrolled`` the score and Laplacian come from ``score_fn``, the generated
+    :mod:`._unrolled_score_numba` function for this (d, K).
+    """
     d = mT.shape[0]
     B = tt.shape[0]
     F, G2, A, S2, tmp, M, S, LAP = (work[0], work[1], work[2], work[3], work[4], work[5],
                                     work[6], work[7])
     lanes_coeffs(code, params, tt, F, G2, A, S2)
-    if diag and shared:
+    if unrolled:
+        score_fn(array_ptr(Y), array_ptr(A), array_ptr(S2), array_ptr(mT), array_ptr(lamT),
+                 array_ptr(logw), array_ptr(out), array_ptr(LAP), B)
+    elif diag and shared:
         lanes_score_diag_shared(Y, A, S2, mT, lamT, logw, True, L, M, S, P[0], P[1], out, LAP)
     else:
         lanes_time_setup(A, S2, lamT, logw, shared, INV, C, TR, tmp)
@@ -84,8 +92,8 @@ def _rhs(tt, Y, out, code, params, diag, shared, mT, W, lamT, logw, work, INV, C
 
 
 @njit(cache=True, fastmath=_FM, error_model="numpy")
-def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, rtol, atol,
-                 first_step, max_steps, xT, delta, nfe, nacc, nrej, status):
+def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, unrolled,
+                 score_fn, rtol, atol, first_step, max_steps, xT, delta, nfe, nacc, nrej, status):
     """Integrate samples n0 .. n1 - 1 of X (N, d), LANES at a time (see the module docstring)."""
     d, K = mT.shape
     m = d + 1
@@ -191,7 +199,7 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
                             for i in range(m):
                                 Yt[i, b] = Y[i, b] + h0[b] * KS[0, i, b]
             _rhs(tt, Yt, F, code, params, diag, shared, mT, W, lamT, logw, work, INV, C, TR, U, L,
-                 P)
+                 P, unrolled, score_fn)
             for i in range(m):
                 for b in range(B):
                     KS[s, i, b] = F[i, b]
@@ -292,9 +300,13 @@ def _finish(b, n, st, Y, d, na, nr, ev, xT, delta, nfe, nacc, nrej, status):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def loglik_kernel(X, eps, code, params, diag, shared, mT, W, lamT, logw, rtol, atol, first_step,
-                  max_steps, nchunks, xT, delta, nfe, nacc, nrej, status):
+def loglik_kernel(X, eps, code, params, diag, shared, mT, W, lamT, logw, unrolled, score_fn, rtol,
+                  atol, first_step, max_steps, nchunks, xT, delta, nfe, nacc, nrej, status):
     """Fill the per-sample outputs; ``nchunks`` chunks of samples run in parallel.
+
+    ``unrolled``, ``score_fn``: use the generated score of :mod:`._unrolled_score_numba`
+    (a ``cfunc`` of :func:`~._unrolled_score_numba.score_signature`, so this kernel is compiled
+    once for every mixture shape); otherwise ``score_fn`` is not called.
 
     One chunk per thread: each lane then works through ~N / (nchunks LANES) samples back to
     back, and only the last one leaves it idle while the others finish. The chunking never
@@ -304,5 +316,5 @@ def loglik_kernel(X, eps, code, params, diag, shared, mT, W, lamT, logw, rtol, a
     per = max(LANES, (N + nchunks - 1) // nchunks)
     for c in prange((N + per - 1) // per):
         _solve_chunk(X, c * per, min(N, (c + 1) * per), eps, code, params, diag, shared, mT, W,
-                     lamT, logw, rtol, atol, first_step, max_steps, xT, delta, nfe, nacc, nrej,
-                     status)
+                     lamT, logw, unrolled, score_fn, rtol, atol, first_step, max_steps, xT, delta,
+                     nfe, nacc, nrej, status)

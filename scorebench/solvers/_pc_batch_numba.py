@@ -34,7 +34,7 @@ _CHUNKS = 32  # parallel tasks per pass; scratch is allocated once per task
 
 @njit(cache=True, fastmath=_FM, error_model="numpy")
 def _pass_chunk(x, c0, c1, mode, st, j, pend, coef, dW, zc, use_dw, rs, diag, shared, mT, W,
-                lamT, logw, G, Z, part):
+                lamT, logw, unrolled, score_fn, G, Z, part):
     """Blocks c0 .. c1 - 1 of one pass. mode 0: predictor; 1: corrector inputs; 2: update only.
 
     ``pend`` > 0 is the pending corrector step size (batch norms); the update uses G and Z.
@@ -64,8 +64,8 @@ def _pass_chunk(x, c0, c1, mode, st, j, pend, coef, dW, zc, use_dw, rs, diag, sh
                 for i in range(d):
                     x[lo + b, i] = Xb[i, b]
             continue
-        score_block(Xb, coef[r, 4], coef[r, 5], diag, shared, mT, W, lamT, logw, work, INV, C,
-                    TR, U, L, P, SC)
+        score_block(Xb, coef[r, 4], coef[r, 5], diag, shared, mT, W, lamT, logw, unrolled, score_fn,
+                    work, INV, C, TR, U, L, P, SC)
         gsum = 0.0
         zsum = 0.0
         gmin = np.inf
@@ -101,18 +101,18 @@ def _pass_chunk(x, c0, c1, mode, st, j, pend, coef, dW, zc, use_dw, rs, diag, sh
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _pass(x, mode, st, j, pend, coef, dW, zc, use_dw, rs, diag, shared, mT, W, lamT, logw, G, Z,
-          part):
+def _pass(x, mode, st, j, pend, coef, dW, zc, use_dw, rs, diag, shared, mT, W, lamT, logw, unrolled,
+          score_fn, G, Z, part):
     nblk = part.shape[0]
     per = (nblk + _CHUNKS - 1) // _CHUNKS
     for ch in prange(_CHUNKS):
         _pass_chunk(x, ch * per, min(nblk, (ch + 1) * per), mode, st, j, pend, coef, dW, zc,
-                    use_dw, rs, diag, shared, mT, W, lamT, logw, G, Z, part)
+                    use_dw, rs, diag, shared, mT, W, lamT, logw, unrolled, score_fn, G, Z, part)
 
 
 @njit(cache=True, error_model="numpy")
 def pc_batch_driver(x, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, shared, mT, W,
-                    lamT, logw):
+                    lamT, logw, unrolled, score_fn):
     """Run the whole grid in place on x (N, d); returns -1, or the step where the mean score
     norm was exactly zero (the step rule is undefined there)."""
     N, d = x.shape
@@ -126,12 +126,12 @@ def pc_batch_driver(x, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, sha
     part = np.zeros((nblk, 3))
     pend = 0.0
     for st in range(coef.shape[0] - 1):
-        _pass(x, 0, st, 0, pend, coef, dW, zc, use_dw, rs, diag, shared, mT, W, lamT, logw, G, Z,
-              part)
+        _pass(x, 0, st, 0, pend, coef, dW, zc, use_dw, rs, diag, shared, mT, W, lamT, logw,
+              unrolled, score_fn, G, Z, part)
         pend = 0.0
         for j in range(n_corr):
-            _pass(x, 1, st, j, pend, coef, dW, zc, use_dw, rs, diag, shared, mT, W, lamT, logw, G,
-                  Z, part)
+            _pass(x, 1, st, j, pend, coef, dW, zc, use_dw, rs, diag, shared, mT, W, lamT, logw,
+                  unrolled, score_fn, G, Z, part)
             gsum = 0.0
             zsum = 0.0
             for blk in range(nblk):  # fixed order
@@ -142,6 +142,6 @@ def pc_batch_driver(x, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, sha
             ratio = zsum / gsum
             pend = 2.0 * alpha[st] * snr * snr * ratio * ratio
     if pend > 0.0:
-        _pass(x, 2, 0, 0, pend, coef, dW, zc, use_dw, rs, diag, shared, mT, W, lamT, logw, G, Z,
-              part)
+        _pass(x, 2, 0, 0, pend, coef, dW, zc, use_dw, rs, diag, shared, mT, W, lamT, logw, unrolled,
+              score_fn, G, Z, part)
     return -1

@@ -19,6 +19,7 @@ from ._mixture_lanes_numba import lanes_score, lanes_score_diag_shared, lanes_ti
 from ._lane_normals_numba import lanes_normal_pairs
 from ._numba_math import seed_stream
 from ._numba_precision import like
+from ._unrolled_score_numba import array_ptr
 
 __all__ = ["LANES", "score_block", "block_scratch", "em_kernel", "load_states", "store_states"]
 
@@ -27,13 +28,21 @@ _FM = {"contract"}
 
 
 @njit(cache=True, fastmath=_FM, error_model="numpy", inline="always")
-def score_block(Xb, a, s2, diag, shared, mT, W, lamT, logw, work, INV, C, TR, U, L, P, SC):
-    """SC (d, B) = score of p_t at the block's points Xb (d, B); t given by (a, s^2)."""
+def score_block(Xb, a, s2, diag, shared, mT, W, lamT, logw, unrolled, score_fn, work, INV, C, TR, U,
+                L, P, SC):
+    """SC (d, B) = score of p_t at the block's points Xb (d, B); t given by (a, s^2).
+
+    With ``unrolled`` the score comes from ``score_fn``, the generated
+    :mod:`._unrolled_score_numba` function for this (d, K) and dtype.
+    """
     A, S2, tmp, M, S = work[0], work[1], work[2], work[3], work[4]
     for b in range(A.shape[0]):
         A[b] = a
         S2[b] = s2
-    if diag and shared:
+    if unrolled:
+        score_fn(array_ptr(Xb), array_ptr(A), array_ptr(S2), array_ptr(mT), array_ptr(lamT),
+                 array_ptr(logw), array_ptr(SC), array_ptr(work[5]), A.shape[0])
+    elif diag and shared:
         lanes_score_diag_shared(Xb, A, S2, mT, lamT, logw, False, L, M, S, P[0], P[1], SC,
                                 work[5])
     else:
@@ -71,7 +80,7 @@ def store_states(rs, n, j, state):
 
 @njit(cache=True, fastmath=_FM, error_model="numpy")
 def _em_block(x, lo, nb, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, shared, mT, W,
-              lamT, logw, out):
+              lamT, logw, unrolled, score_fn, out):
     """Samples lo .. lo + nb - 1 over the whole grid; returns how many hit a zero score norm."""
     d, K = mT.shape
     B = LANES
@@ -90,8 +99,8 @@ def _em_block(x, lo, nb, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, s
         c = 2.0 * alpha[st] * snr * snr
         for j in range(-1, n_corr):  # the predictor, then the correctors at t_{i+1}
             r = st if j < 0 else st + 1
-            score_block(Xb, coef[r, 4], coef[r, 5], diag, shared, mT, W, lamT, logw, work, INV,
-                        C, TR, U, L, P, SC)
+            score_block(Xb, coef[r, 4], coef[r, 5], diag, shared, mT, W, lamT, logw, unrolled,
+                        score_fn, work, INV, C, TR, U, L, P, SC)
             if use_dw:  # the noise of this sub-step
                 for b in range(nb):
                     for i in range(d):
@@ -127,7 +136,7 @@ def _em_block(x, lo, nb, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, s
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def em_kernel(x, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, shared, mT, W, lamT, logw,
-              out):
+              unrolled, score_fn, out):
     """EM (``n_corr = 0``) or PC with per-sample norms; blocks in parallel.
 
     ``coef`` (steps + 1, 6): t, h, f, g^2, a, s^2 at each grid time. ``out`` (N, d) receives the
@@ -139,5 +148,5 @@ def em_kernel(x, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, shared, m
     for blk in prange(nblk):
         lo = blk * LANES
         zero[blk] = _em_block(x, lo, min(LANES, N - lo), coef, alpha, dW, zc, use_dw, seed,
-                              n_corr, snr, diag, shared, mT, W, lamT, logw, out)
+                              n_corr, snr, diag, shared, mT, W, lamT, logw, unrolled, score_fn, out)
     return zero.sum()

@@ -11,7 +11,8 @@ For each point :math:`x` the augmented probability-flow ODE
 is integrated from :math:`(x, 0)` at :math:`t = \varepsilon` to :math:`t = T`, and
 :math:`\log p_\varepsilon(x) = \log p_T(x_T) + \ell_T` (DESIGN.md, "Likelihood"). The velocity
 and the exact divergence come from one fused pass over the components
-(:mod:`._mixture_lanes_numba`).
+(:mod:`._mixture_lanes_numba`; for small diagonal mixtures of one shape, d <= 8 and K <= 16,
+from straight-line code generated for that (d, K), :mod:`._unrolled_score_numba`).
 
 Integrator: Dormand–Prince 5(4) with FSAL, exactly scipy's ``RK45`` controller, applied to each
 sample on its own: the error norm is the RMS over that sample's d + 1 augmented components of
@@ -60,6 +61,7 @@ import numpy as np
 from ._dopri5_lanes_numba import OK, STEP_TOO_SMALL, TOO_MANY_STEPS, loglik_kernel
 from ._mixture_lanes_numba import mixture_layout
 from ._sde_coeffs_numba import sde_to_params
+from ._unrolled_score_numba import score_args
 
 __all__ = ["FusedLoglik", "dopri5_loglik_numba", "supports", "STATUS_MESSAGES"]
 
@@ -164,8 +166,8 @@ def dopri5_loglik_numba(oracle, x, eps=1e-5, rtol=1e-5, atol=1e-5, prior="defaul
     nacc, nrej = np.empty(N, dtype=np.int64), np.empty(N, dtype=np.int64)
     status = np.empty(N, dtype=np.int8)
     loglik_kernel(x, eps, code, params, lay.diag, lay.shared, lay.mT, lay.W, lay.lamT, lay.logw,
-                  rtol, atol, h0, int(max_steps), numba.get_num_threads(), xT, delta, nfe, nacc,
-                  nrej, status)
+                  *score_args(lay, np.float64, True), rtol, atol, h0, int(max_steps),
+                  numba.get_num_threads(), xT, delta, nfe, nacc, nrej, status)
     ok = status == OK
     prior_lp = np.full(N, np.nan)
     if np.any(ok):

@@ -58,6 +58,7 @@ import numpy as np
 from ._mixture_lanes_numba import layout_as, mixture_layout
 from ._pc_batch_numba import pc_batch_driver
 from ._sampling_lanes_numba import em_kernel
+from ._unrolled_score_numba import score_args
 
 __all__ = ["em_sample_numba", "pc_sample_numba", "supports"]
 
@@ -141,7 +142,8 @@ def em_sample_numba(oracle, x_T, grid, dW=None, seed=None):
     use_dw, seed, dW = _noise(seed, dW, (g.size - 1, N, d), "dW")
     out = np.empty_like(x)
     em_kernel(x, coef, np.ones(g.size), dW, np.zeros((1, 1, 1, 1)), use_dw, np.uint64(seed), 0,
-              1.0, lay.diag, lay.shared, lay.mT, lay.W, lay.lamT, lay.logw, out)
+              1.0, lay.diag, lay.shared, lay.mT, lay.W, lay.lamT, lay.logw,
+              *score_args(lay, x.dtype, False), out)
     return out
 
 
@@ -194,12 +196,13 @@ def pc_sample_numba(oracle, x_T, grid, snr=0.16, n_corrector=1, norm="batch", al
     if norm == "sample":  # no batch reduction: one pass over the grid, block by block
         out = np.empty_like(x)
         bad = em_kernel(x, coef, alpha, dW, z, use_dw, np.uint64(seed), int(n_corrector),
-                        float(snr), lay.diag, lay.shared, lay.mT, lay.W, lay.lamT, lay.logw, out)
+                        float(snr), lay.diag, lay.shared, lay.mT, lay.W, lay.lamT, lay.logw,
+                        *score_args(lay, x.dtype, False), out)
         bad, x = (0 if bad > 0 else -1), out
     else:
         bad = pc_batch_driver(x, coef, alpha, dW, z, use_dw, np.uint64(seed), int(n_corrector),
                               float(snr), lay.diag, lay.shared, lay.mT, lay.W, lay.lamT,
-                              lay.logw)
+                              lay.logw, *score_args(lay, x.dtype, False))
     if bad >= 0:
         raise SolverError(
             "pc (numba): the score is exactly zero at a corrector step (for every sample with "
