@@ -82,12 +82,15 @@ def sde_coeffs(code, params, t):
     return f, beta * (-math.expm1(-2.0 * B)), a, math.expm1(-B) ** 2
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
 def lanes_coeffs(code, params, t, F, G2, A, S2):
     """:func:`sde_coeffs` for every entry of ``t`` (B,) into ``F, G2, A, S2`` (B,), vectorisable.
 
     The same formulas with the branch-free ``fast_exp`` / ``fast_expm1`` of :mod:`._numba_math`
-    (relative error ~1e-15) instead of libm, so the loop over lanes compiles to SIMD code.
+    (relative error ~1e-15) instead of libm, so the loop over lanes compiles to SIMD code. Each
+    loop writes at most three arrays: LLVM vectorises a loop over numba arrays only after
+    run-time checks that its arrays do not overlap, and gives up beyond 8 such checks (one loop
+    writing all four arrays ran scalar, at 15 ns per lane against 5 ns split, one Zen 3 core).
     """
     B = t.shape[0]
     if code == 2:
@@ -95,24 +98,30 @@ def lanes_coeffs(code, params, t, F, G2, A, S2):
         for b in range(B):
             u = L * t[b] / T
             sigma = smin * fast_exp(u)
-            F[b] = 0.0
             G2[b] = 2.0 * L / T * sigma * sigma
-            A[b] = 1.0
             S2[b] = smin * smin * fast_expm1(2.0 * u)
+        for b in range(B):
+            F[b] = 0.0
+            A[b] = 1.0
         return
     bmin, bmax = params[0], params[1]
+    if code == 0:
+        for b in range(B):
+            Bt = bmin * t[b] + 0.5 * (bmax - bmin) * t[b] * t[b]
+            A[b] = fast_exp(-0.5 * Bt)
+            S2[b] = -fast_expm1(-Bt)
+    else:
+        for b in range(B):
+            Bt = bmin * t[b] + 0.5 * (bmax - bmin) * t[b] * t[b]
+            A[b] = fast_exp(-0.5 * Bt)
+            em = fast_expm1(-Bt)
+            S2[b] = em * em
+            G2[b] = (bmin + t[b] * (bmax - bmin)) * (-fast_expm1(-2.0 * Bt))
     for b in range(B):
         beta = bmin + t[b] * (bmax - bmin)
-        Bt = bmin * t[b] + 0.5 * (bmax - bmin) * t[b] * t[b]
         F[b] = -0.5 * beta
-        A[b] = fast_exp(-0.5 * Bt)
-        em = fast_expm1(-Bt)
         if code == 0:
             G2[b] = beta
-            S2[b] = -em
-        else:
-            G2[b] = beta * (-fast_expm1(-2.0 * Bt))
-            S2[b] = em * em
 
 
 @njit(cache=True, error_model="numpy")
