@@ -6,7 +6,9 @@ suite (default: every registered solver), shows a progress bar on stderr, prints
 and writes ``report.md``, ``report.json``, PNG figures and ``report.html`` into ``--out``.
 ``scorebench report DIR`` re-renders ``report.md``, the figures and a self-contained
 ``report.html`` from ``DIR/report.json``. ``scorebench list`` shows the solvers (kind, declared
-orders), the divergence estimators and the scenarios.
+orders), the divergence estimators and the scenarios. ``scorebench precompile [--processes N]``
+compiles the fused numba kernels now, in parallel worker processes, instead of on first use
+(:mod:`scorebench.solvers.precompile`).
 
 Exit status: 0 when every verdict passes ("info" rows are not verdicts), 1 when any row failed or
 errored, 2 for a usage error (unknown solver or scenario, unwritable ``--out``, a missing report:
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 __all__ = ["main", "build_parser"]
@@ -170,6 +173,17 @@ def _cmd_list(args) -> int:
     return EXIT_OK
 
 
+def _cmd_precompile(args) -> int:
+    from scorebench.solvers.precompile import precompile
+
+    start = time.perf_counter()
+    result = precompile(args.processes)
+    for group, value in result.items():
+        print(f"{group}: {value:.1f} s" if isinstance(value, float) else f"{group}: {value}")
+    print(f"precompile: {time.perf_counter() - start:.1f} s in all")
+    return EXIT_OK if all(isinstance(v, float) for v in result.values()) else EXIT_FAIL
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (subcommands ``verify``, ``report``, ``list``, and ``bench`` if installed)."""
     parser = argparse.ArgumentParser(prog="scorebench", description="Verify and benchmark diffusion solvers "
@@ -197,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list solvers and scenarios")
     ls.set_defaults(func=_cmd_list)
+
+    pc = sub.add_parser("precompile", help="compile the fused numba kernels now, in parallel "
+                        "processes (otherwise they compile on first use)")
+    pc.add_argument("--processes", type=_positive_int, default=None, metavar="N",
+                    help="worker processes (default: CPU count)")
+    pc.set_defaults(func=_cmd_precompile)
 
     try:
         from scorebench.bench.cli import add_parser

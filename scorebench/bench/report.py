@@ -176,10 +176,20 @@ def _figures(report, out: Path) -> list:
     return names
 
 
+def _precompile_note(result) -> str:
+    """How the wall time splits when the run began by compiling the kernels (cold install)."""
+    if not result:
+        return ""
+    parts = ", ".join(f"{g} {v:.0f} s" if isinstance(v, float) else f"{g} failed ({v})"
+                      for g, v in result.items())
+    return f" (first run after an install: it includes compiling the kernels in parallel: {parts})"
+
+
 def _markdown(report, figures) -> str:
     env, b = report["environment"], report["bounds"]
     lines = [f"# scorebench bench ({report['profile']}{', peers' if report['peers'] else ''})", "",
-             f"Command: `{report['command']}`; wall time {report['wall_s']:.1f} s; "
+             f"Command: `{report['command']}`; wall time {report['wall_s']:.1f} s"
+             f"{_precompile_note(report.get('precompile'))}; "
              f"{env['cpus']} CPUs ({env.get('cpu')}: {', '.join(env.get('simd', []))}), "
              f"numba threads {env['numba_threads']}, torch threads "
              f"{env['torch_threads']['threads']}, OMP_WAIT_POLICY="

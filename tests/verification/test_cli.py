@@ -181,3 +181,21 @@ def test_bench_subcommand_is_picked_up_from_scorebench_bench_cli(monkeypatch, ca
     monkeypatch.setitem(sys.modules, "scorebench.bench.cli", module)
     assert main(["bench", "--suite", "ratios"]) == 7
     assert capsys.readouterr().out == "bench ratios\n"
+
+
+def test_precompile_subcommand_reports_each_group(monkeypatch, capsys):
+    from scorebench.solvers import precompile as pre
+
+    calls = []
+
+    def fake(processes):
+        calls.append(processes)
+        return {"pc": 1.5, "em": "exit status 1: boom"}
+
+    monkeypatch.setattr(pre, "precompile", fake)
+    assert main(["precompile", "--processes", "3"]) == 1  # a failed group fails the command
+    out = capsys.readouterr().out
+    assert calls == [3] and "pc: 1.5 s" in out and "em: exit status 1: boom" in out
+    with pytest.raises(SystemExit) as exc:
+        main(["precompile", "--processes", "0"])
+    assert exc.value.code == 2

@@ -1,0 +1,41 @@
+"""``scorebench.solvers.precompile``: parallel ahead-of-time compilation of the fused kernels."""
+
+from __future__ import annotations
+
+import pytest
+
+from scorebench.solvers import precompile as pre
+
+
+def test_precompile_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="processes: expected an int >= 1"):
+        pre.precompile(0)
+    with pytest.raises(ValueError, match="processes: expected an int >= 1"):
+        pre.precompile(True)
+    with pytest.raises(ValueError, match="groups: unknown"):
+        pre.precompile(1, groups=("likelihood", "nope"))
+    with pytest.raises(ValueError, match="name: expected one of"):
+        pre.compile_group("nope")
+
+
+def test_precompile_runs_a_group_in_a_worker_and_marks_only_complete_runs(monkeypatch, tmp_path):
+    monkeypatch.setenv("SCOREBENCH_CACHE_DIR", str(tmp_path))
+    assert not pre.is_precompiled()
+    result = pre.precompile(1, groups=("oracle",))
+    assert set(result) == {"oracle"}
+    assert isinstance(result["oracle"], float) and result["oracle"] > 0.0
+    assert not pre.is_precompiled()  # one group is not every group
+
+
+def test_a_failing_worker_is_reported_not_raised(monkeypatch, tmp_path):
+    monkeypatch.setenv("SCOREBENCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(pre.sys, "executable", str(tmp_path / "no-such-python"))
+    with pytest.raises(FileNotFoundError):  # the interpreter itself is missing: nothing to run
+        pre.precompile(1, groups=("oracle",))
+    monkeypatch.undo()
+    monkeypatch.setenv("SCOREBENCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    (tmp_path / "numba.py").write_text("raise ImportError('broken numba for this test')\n")
+    result = pre.precompile(1, groups=("oracle",))
+    assert "exit status 1" in result["oracle"] and "broken numba" in result["oracle"]
+    assert not pre.is_precompiled()
