@@ -13,7 +13,7 @@ the kernels of this installation were never compiled. A marker file in the gener
 cache directory (:mod:`._generated_modules`), named by a hash of the solver and oracle sources and
 the numba version, records a completed run.
 
-Run ``python -m scorebench.solvers.precompile GROUP`` to compile one group in this process.
+Run ``python -m scorebench.solvers.precompile GROUP`` to compile one group in that process.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ __all__ = ["GROUPS", "compile_group", "is_precompiled", "precompile"]
 
 # longest first (seconds on one Zen 3 core, cold): pc 65, em 45, likelihood 35, oracle 15
 GROUPS = ("pc", "em", "likelihood", "oracle")
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent  # the directory holding scorebench/
 
 
 def _ring(K=8):
@@ -123,7 +124,12 @@ def precompile(processes: int | None = None, groups=GROUPS) -> dict:
     while pending or running:
         while pending and len(running) < processes:
             g = pending.pop(0)
-            cmd = [sys.executable, "-m", "scorebench.solvers.precompile", g]
+            # the workers import this very scorebench (not one a ``-m`` run would find first
+            # in the working directory, e.g. a source checkout: its cache would be elsewhere)
+            code = (f"import sys; sys.path.insert(0, {str(_PACKAGE_ROOT)!r}); "
+                    "from scorebench.solvers.precompile import compile_group; "
+                    f"compile_group({g!r})")
+            cmd = [sys.executable, "-c", code]
             running[g] = (subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                            stderr=subprocess.PIPE, text=True),
                           time.perf_counter())

@@ -39,3 +39,13 @@ def test_a_failing_worker_is_reported_not_raised(monkeypatch, tmp_path):
     result = pre.precompile(1, groups=("oracle",))
     assert "exit status 1" in result["oracle"] and "broken numba" in result["oracle"]
     assert not pre.is_precompiled()
+
+
+def test_workers_import_the_same_scorebench_whatever_the_working_directory(monkeypatch, tmp_path):
+    # a decoy package in the working directory must not shadow the installed one in the workers
+    (tmp_path / "scorebench").mkdir()
+    (tmp_path / "scorebench" / "__init__.py").write_text("raise ImportError('decoy imported')\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SCOREBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    result = pre.precompile(1, groups=("oracle",))
+    assert isinstance(result["oracle"], float), result
