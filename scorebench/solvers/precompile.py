@@ -104,6 +104,18 @@ def is_precompiled() -> bool:
     return _marker().exists()
 
 
+def _worker_command(group: str) -> list:
+    """The command of the worker compiling ``group``.
+
+    Workers import this very scorebench, not one that a ``-m`` run would find first in the
+    working directory (a source checkout there would compile into its own cache).
+    """
+    code = (f"import sys; sys.path.insert(0, {str(_PACKAGE_ROOT)!r}); "
+            "from scorebench.solvers.precompile import compile_group; "
+            f"compile_group({group!r})")
+    return [sys.executable, "-c", code]
+
+
 def precompile(processes: int | None = None, groups=GROUPS) -> dict:
     """Compile ``groups`` in worker processes, ``processes`` at a time (default: CPU count).
 
@@ -124,13 +136,7 @@ def precompile(processes: int | None = None, groups=GROUPS) -> dict:
     while pending or running:
         while pending and len(running) < processes:
             g = pending.pop(0)
-            # the workers import this very scorebench (not one a ``-m`` run would find first
-            # in the working directory, e.g. a source checkout: its cache would be elsewhere)
-            code = (f"import sys; sys.path.insert(0, {str(_PACKAGE_ROOT)!r}); "
-                    "from scorebench.solvers.precompile import compile_group; "
-                    f"compile_group({g!r})")
-            cmd = [sys.executable, "-c", code]
-            running[g] = (subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+            running[g] = (subprocess.Popen(_worker_command(g), stdout=subprocess.DEVNULL,
                                            stderr=subprocess.PIPE, text=True),
                           time.perf_counter())
         time.sleep(0.05)
