@@ -102,7 +102,6 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
     interval = T - eps
     Y = np.zeros((m, B))  # state at the lane's current time
     Yt = np.zeros((m, B))  # point of this pass's evaluation
-    F = np.empty((m, B))
     KS = np.zeros((7, m, B))
     work = np.empty((8, B))
     INV = np.empty((d, K, B))
@@ -199,11 +198,9 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
                             tt[b] = eps + h0[b]
                             for i in range(m):
                                 Yt[i, b] = Y[i, b] + h0[b] * KS[0, i, b]
+            F = KS[s]  # the evaluation goes straight into its stage slot
             _rhs(tt, Yt, F, code, params, diag, shared, mT, W, lamT, logw, work, INV, C, TR, U, L,
                  P, unrolled, score_fn)
-            for i in range(m):
-                for b in range(B):
-                    KS[s, i, b] = F[i, b]
             if s <= 2:
                 for b in range(B):
                     if init[b] and idx[b] >= 0:
