@@ -22,6 +22,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -136,15 +137,17 @@ def precompile(processes: int | None = None, groups=GROUPS) -> dict:
     while pending or running:
         while pending and len(running) < processes:
             g = pending.pop(0)
+            # stderr to a file, not a pipe: a worker warning past the pipe's buffer would block
+            err = tempfile.TemporaryFile("w+")
             running[g] = (subprocess.Popen(_worker_command(g), stdout=subprocess.DEVNULL,
-                                           stderr=subprocess.PIPE, text=True),
-                          time.perf_counter())
+                                           stderr=err, text=True), err, time.perf_counter())
         time.sleep(0.05)
-        for g, (proc, t0) in list(running.items()):
+        for g, (proc, errfile, t0) in list(running.items()):
             if proc.poll() is None:
                 continue
-            err = proc.stderr.read()
-            proc.stderr.close()
+            errfile.seek(0)
+            err = errfile.read()
+            errfile.close()
             del running[g]
             if proc.returncode == 0:
                 result[g] = time.perf_counter() - t0

@@ -45,3 +45,13 @@ def test_workers_import_the_same_scorebench_whatever_the_working_directory(monke
     monkeypatch.setenv("SCOREBENCH_CACHE_DIR", str(tmp_path / "cache"))
     result = pre.precompile(1, groups=("oracle",))
     assert isinstance(result["oracle"], float), result
+
+
+def test_a_worker_writing_much_to_stderr_does_not_block(monkeypatch, tmp_path):
+    # 1 MB of warnings, far past a pipe's buffer, then a failure: reported, never a hang
+    monkeypatch.setenv("SCOREBENCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(pre, "_worker_command", lambda g: [
+        pre.sys.executable, "-c",
+        "import sys; sys.stderr.write('w' * 1_000_000 + '\\n'); sys.exit('last line')"])
+    result = pre.precompile(1, groups=("oracle",))
+    assert result["oracle"] == "exit status 1: last line"
