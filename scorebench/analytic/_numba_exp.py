@@ -34,7 +34,7 @@ from __future__ import annotations
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["exp_nonpositive", "bitcast", "f64_as_i64", "i64_as_f64"]
+__all__ = ["exp_le0", "exp_nonpositive", "bitcast", "f64_as_i64", "i64_as_f64"]
 
 _SHIFTER = 6755399441055744.0  # 1.5 * 2**52: x + S - S rounds x to the nearest integer
 _SHIFTER_BITS = 0x4338000000000000  # its IEEE bits: (bits of x + S) - _SHIFTER_BITS = round(x)
@@ -60,6 +60,34 @@ f64_as_i64 = bitcast(types.float64, types.int64, "The bits of a float64 as an in
 i64_as_f64 = bitcast(types.int64, types.float64, "The bits of an int64 as a float64.")
 
 
+@njit(fastmath={"contract"}, error_model="numpy", cache=True, inline="always")
+def exp_le0(xv):
+    """``exp(xv)`` for one ``xv <= 0`` (``-inf`` allowed): the scalar body of
+    :func:`exp_nonpositive`, for straight-line code that LLVM vectorises around it."""
+    xc = xv if xv > _X_MIN else _X_MIN
+    ys = xc * _LOG2E + _SHIFTER
+    nf = ys - _SHIFTER
+    r = (xc - nf * _LN2_HI) - nf * _LN2_LO
+    p = 1.6059043836821613e-10  # 1/13!
+    p = p * r + 2.08767569878681e-09
+    p = p * r + 2.505210838544172e-08
+    p = p * r + 2.755731922398589e-07
+    p = p * r + 2.7557319223985893e-06
+    p = p * r + 2.48015873015873e-05
+    p = p * r + 0.0001984126984126984
+    p = p * r + 0.001388888888888889
+    p = p * r + 0.008333333333333333
+    p = p * r + 0.041666666666666664
+    p = p * r + 0.16666666666666666
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    # 2^n from the low mantissa bits of ys (no float -> int64 conversion: it has no SIMD
+    # instruction before AVX-512DQ, and LLVM would scalarise the loop around it)
+    scale = i64_as_f64((f64_as_i64(ys) - _SHIFTER_BITS + 1023) << 52)
+    return p * scale if xv >= _X_MIN else 0.0
+
+
 @njit(fastmath={"contract"}, error_model="numpy", cache=True)
 def exp_nonpositive(xin, out, n):
     """``out[:n] = exp(xin[:n])`` for ``xin <= 0`` (``-inf`` allowed), vectorised.
@@ -74,26 +102,4 @@ def exp_nonpositive(xin, out, n):
         Number of elements.
     """
     for i in range(n):
-        xv = xin[i]
-        xc = xv if xv > _X_MIN else _X_MIN
-        ys = xc * _LOG2E + _SHIFTER
-        nf = ys - _SHIFTER
-        r = (xc - nf * _LN2_HI) - nf * _LN2_LO
-        p = 1.6059043836821613e-10  # 1/13!
-        p = p * r + 2.08767569878681e-09
-        p = p * r + 2.505210838544172e-08
-        p = p * r + 2.755731922398589e-07
-        p = p * r + 2.7557319223985893e-06
-        p = p * r + 2.48015873015873e-05
-        p = p * r + 0.0001984126984126984
-        p = p * r + 0.001388888888888889
-        p = p * r + 0.008333333333333333
-        p = p * r + 0.041666666666666664
-        p = p * r + 0.16666666666666666
-        p = p * r + 0.5
-        p = p * r + 1.0
-        p = p * r + 1.0
-        # 2^n from the low mantissa bits of ys (no float -> int64 conversion: it has no SIMD
-        # instruction before AVX-512DQ, and LLVM would scalarise the loop around it)
-        scale = i64_as_f64((f64_as_i64(ys) - _SHIFTER_BITS + 1023) << 52)
-        out[i] = p * scale if xv >= _X_MIN else 0.0
+        out[i] = exp_le0(xin[i])

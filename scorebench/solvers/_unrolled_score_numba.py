@@ -26,7 +26,7 @@ d = 16, K = 8: 125 -> 219 (registers spill), hence :func:`applies`.
 The generated functions are numba ``cfunc`` s with one C signature per dtype
 (:func:`score_signature`), so the fused kernels take them as a *function pointer* argument and
 are compiled (and cached on disk) once for every shape; each generated function is compiled
-once per (d, K, dtype, Laplacian or not) and cached through :mod:`._generated_modules`. The
+once per (d, K, dtype, Laplacian or not) and cached through :mod:`scorebench.analytic._generated_modules`. The
 source carries a hash of the helper modules it inlines (``fast_exp`` and friends), so editing
 them yields a new file instead of a stale cached kernel.
 """
@@ -38,9 +38,9 @@ from pathlib import Path
 
 import numpy as np
 from numba import cfunc, types
-from numba.extending import intrinsic
 
-from ._generated_modules import import_generated
+from ..analytic._generated_modules import import_generated
+from ..analytic._unrolled_mixture_numba import array_ptr
 
 __all__ = ["applies", "array_ptr", "score_args", "score_signature", "score_function",
            "score_source", "noop_score", "MAX_D", "MAX_K", "MAX_DK"]
@@ -65,19 +65,6 @@ def score_signature(dtype):
     """
     p = types.CPointer(_nb_dtype(dtype))
     return types.void(p, p, p, p, p, p, p, p, types.intp)
-
-
-@intrinsic
-def array_ptr(typingctx, arr):
-    """Pointer to the first element of a contiguous array (for calling a ``cfunc``)."""
-    if not isinstance(arr, types.Array):
-        return None
-    sig = types.CPointer(arr.dtype)(arr)
-
-    def codegen(context, builder, signature, args):
-        return context.make_array(arr)(context, builder, args[0]).data
-
-    return sig, codegen
 
 
 def applies(lay) -> bool:

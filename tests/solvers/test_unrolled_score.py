@@ -15,7 +15,7 @@ from scorebench.analytic.mixture import GaussianMixture
 from scorebench.analytic.oracle import MixtureOracle
 from scorebench.analytic.sde import VESDE, VPSDE
 from scorebench.solvers import _unrolled_score_numba as unrolled
-from scorebench.solvers._generated_modules import cache_dir, import_generated
+from scorebench.analytic._generated_modules import cache_dir, import_generated
 from scorebench.solvers._mixture_lanes_numba import lanes_score_diag_shared, mixture_layout
 from scorebench.solvers.fused_likelihood_numba import dopri5_loglik_numba
 from scorebench.solvers.fused_sampling_numba import em_sample_numba, pc_sample_numba

@@ -1,0 +1,353 @@
+r"""Register-resident mixture log-density, score and Laplacian for d <= 4, generated per d.
+
+The generic fused kernel (:mod:`._mixture_numba`) runs about fifteen vectorised passes over
+(d, B) and (B,) arrays per component, each bound by loads and stores; for d = 2 that is ~6 ns
+per (point, component) pair on one Zen 3 core, several times the exponential it needs. For
+small d this module writes the same maths as straight-line code: one loop over the points of a
+block whose body keeps the point, a chunk of components' log-weights and gradients and the
+running sums in registers; LLVM vectorises the loop over points (4 float64 per AVX2 register).
+The code depends on d only: components come in chunks of :data:`CHUNK` through a run-time
+loop, so one compiled function serves every K.
+
+Maths, at a common time (``a``, ``s^2``), with :math:`\lambda_k = a^2\Lambda_k + s^2`,
+:math:`z_k = U_k^\top x - a U_k^\top \mu_k` and :math:`y'_k = z_k / \sqrt{2\lambda_k}`:
+
+.. math::
+
+    \ell_k = \kappa_k - |y'_k|^2, \quad
+    g_k = -\sqrt2\, U_k \mathrm{diag}(\lambda_k^{-1/2})\, y'_k = -C_k^{-1}(x - a\mu_k),
+
+with :math:`\kappa_k = \log w_k - \tfrac12\log\det C_k - \tfrac d2\log 2\pi`; then
+:math:`\log p = m + \log S` with :math:`m = \max_k \ell_k`, :math:`S = \sum_k e^{\ell_k - m}`, the
+score :math:`s = \sum_k \pi_k g_k` and the Laplacian as a weighted variance (no cancellation
+between :math:`\sum \pi_k |g_k|^2` and :math:`|s|^2` far from the data):
+
+.. math::
+
+    \Delta \log p = \sum_k \pi_k \big(|g_k - s|^2 - \mathrm{tr}\, C_k^{-1}\big).
+
+Within a chunk, two passes (the chunk's maximum, then the exponentials, the mean and the sum of
+squared deviations); chunks are merged with Chan, Golub and LeVeque's pairwise update (one
+exponential and one division per chunk): with weight sums :math:`S_a, S_b` rescaled to a common
+maximum, means :math:`\bar g_a, \bar g_b` and sums :math:`M_a, M_b`,
+
+.. math::
+
+    \bar g = (S_a \bar g_a + S_b \bar g_b)/S, \quad
+    M = M_a + M_b + |\bar g_b - \bar g_a|^2 S_a S_b / S, \quad S = S_a + S_b.
+
+Rounding. The projection :math:`z_k` is computed in the numpy reference's order and without
+FMA contraction (numba's fastmath flags reach inlined callees, so the generated function has
+none; the exponential it calls keeps its own): where :math:`\lambda_k` is tiny (singular data at
+t = 1e-5) :math:`z_k` carries ~1e-9 relative rounding from cancellation in *any* evaluation, and
+only the same order of operations reproduces the reference's numbers to the 1e-10 that
+``tests/analytic/test_backends.py`` asks for (contracted, or scaled before subtracting, it
+moved by up to 1e-9, measured).
+
+Operation count per pair: 2d^2 (projection) + 2d^2 (gradient) + ~4d + 4 flops, 1 exponential
+(~35 flops), 2d for the mean and 3d + 2 for the variance; per chunk and point 1 exponential,
+2 divisions and ~8d flops. Measured on one Zen 3 core, N = 20000, score and Laplacian, ns per
+pair, generic -> generated: d = 1: 6.3 -> 3.7; d = 2: 6.0 -> 3.9 (K = 8), 5.5 -> 3.6 (K = 64);
+d = 3: 7.8 -> 5.2; d = 4: 12.9 -> 8.3. Beyond d = 4 the chunk's registers spill (d = 8 ran at
+half the generic kernel's speed), hence :data:`MAX_D`.
+
+The generated functions are numba ``cfunc`` s of one C signature (:func:`block_signature`),
+called by address (:func:`call_block`) from the parallel driver :func:`block_driver`, which is
+compiled and cached once for every d; each generated function compiles once per d (1-5 s) and
+is cached on disk through :mod:`._generated_modules`.
+
+References
+----------
+T. F. Chan, G. H. Golub, R. J. LeVeque, "Algorithms for computing the sample variance: analysis
+and recommendations", The American Statistician 37 (1983).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+from ._generated_modules import import_generated
+
+__all__ = ["applies", "array_ptr", "block_signature", "block_source", "block_function",
+           "block_driver", "call_block", "constants", "n_params", "BLOCK", "CHUNK", "MAX_D"]
+
+MAX_D = 4  # the chunk's code grows as d^2; beyond this its registers spill (measured)
+CHUNK = 4  # components per two-pass chunk: 4 beat 1, 2 and 8 for d = 2..4 (one core, measured)
+BLOCK = 128  # points per call of a generated kernel (a compile-time constant in its loops)
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+@intrinsic
+def array_ptr(typingctx, arr):
+    """Pointer to the first element of a contiguous array (for calling a ``cfunc``)."""
+    if not isinstance(arr, types.Array):
+        return None
+    sig = types.CPointer(arr.dtype)(arr)
+
+    def codegen(context, builder, signature, args):
+        return context.make_array(arr)(context, builder, args[0]).data
+
+    return sig, codegen
+
+
+@intrinsic
+def call_block(typingctx, addr, xp, pp, stp, mp, sp, scp, lapp, nk):
+    """Call the ``cfunc`` of :func:`block_signature` at address ``addr`` (an int).
+
+    Passing the address instead of the ``cfunc`` object saves the driver's dispatcher from
+    typing a first-class function on every call (~70 us, measured: more than the whole kernel
+    for a few thousand points).
+    """
+    ptr = types.CPointer(types.float64)
+    sig = types.void(types.intp, ptr, ptr, ptr, ptr, ptr, ptr, ptr, types.intp)
+
+    def codegen(context, builder, signature, args):
+        lp = context.get_value_type(ptr)
+        fnty = ir.FunctionType(ir.VoidType(), [lp] * 7 + [context.get_value_type(types.intp)])
+        fn = builder.inttoptr(args[0], fnty.as_pointer())
+        builder.call(fn, args[1:])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def block_signature():
+    r"""C signature ``void(XT, P, ST, M, S, SC, LAP, nk)``: float64 pointers and an int.
+
+    ``XT``, ``SC`` (d, BLOCK) row-major; ``P`` (nk CHUNK, n_params(d)) the per-component
+    constants of :func:`constants`; ``ST`` (d + 3, BLOCK) scratch for the running sums; ``M``,
+    ``S``, ``LAP`` (BLOCK,): the maximum log-weight and the weight sum (so
+    :math:`\log p = M + \log S`), and the Laplacian; ``nk`` the number of chunks.
+    """
+    p = types.CPointer(types.float64)
+    return types.void(p, p, p, p, p, p, p, types.intp)
+
+
+def applies(d: int, K: int) -> bool:
+    """Whether the generated kernel serves a mixture of K components in d dimensions."""
+    return 1 <= d <= MAX_D and K >= 1
+
+
+def n_params(d: int) -> int:
+    """Constants per component: U^T, V (d^2 each), n, h (d each), kappa and tr."""
+    return 2 * d * d + 2 * d + 2
+
+
+def constants(U, lam, mt, logw, a, s2):
+    r"""The per-component constants at a common time, padded to a multiple of :data:`CHUNK`.
+
+    Row k holds :math:`U_k^\top` and :math:`V_k = -\sqrt2 W_k` (row-major), :math:`n_k =
+    -a U_k^\top \mu_k`, :math:`h_k = (2\lambda_k)^{-1/2}`, :math:`\kappa_k` and
+    :math:`\mathrm{tr}\,C_k^{-1}`, so that :math:`y'_k = h_k \odot (U_k^\top x + n_k) =
+    y_k/\sqrt2`, :math:`\ell_k = \kappa_k - |y'_k|^2` and :math:`g_k = V_k^\top y'_k`. The
+    projection :math:`z = U_k^\top x - a U_k^\top\mu_k` is rounded as in the numpy reference
+    and the generic kernel; folding the scale into the matrix first (:math:`W_k x - c_k`) or
+    subtracting first (:math:`W_k (x - a\mu_k)`) moves the result away from theirs by up to
+    ~1e-9 relative where :math:`\lambda_k` is tiny (singular data at t = 1e-5, measured).
+    Padding rows have :math:`\kappa = -\infty` and zeros elsewhere: their weight is exactly 0.
+    ``mt`` holds the projected means :math:`U_k^\top \mu_k` (as the reference computes them).
+    """
+    K, d = mt.shape
+    P = np.zeros((-(-K // CHUNK) * CHUNK, n_params(d)))
+    _fill_constants(U, lam, mt, logw, float(a), float(s2), P)
+    return P
+
+
+@njit(error_model="numpy", cache=True)
+def _fill_constants(U, lam, mt, logw, a, s2, P):
+    """Rows of :func:`constants` (a compiled loop: ~2 us against ~30 us of numpy calls)."""
+    K, d = mt.shape
+    r2 = math.sqrt(2.0)
+    for k in range(K):
+        logdet, tr = 0.0, 0.0
+        for r in range(d):
+            var = a * a * lam[k, r] + s2
+            isd = 1.0 / math.sqrt(var)
+            logdet += math.log(var)
+            tr += 1.0 / var
+            for c in range(d):
+                P[k, r * d + c] = U[k, c, r]
+                P[k, d * d + r * d + c] = -r2 * isd * U[k, c, r]  # W_k = diag(var^-1/2) U_k^T
+            P[k, 2 * d * d + r] = -(a * mt[k, r])
+            P[k, 2 * d * d + d + r] = isd / r2
+        P[k, 2 * d * d + 2 * d] = logw[k] - 0.5 * logdet - 0.5 * d * _LOG_2PI
+        P[k, 2 * d * d + 2 * d + 1] = tr
+    for k in range(K, P.shape[0]):
+        P[k, 2 * d * d + 2 * d] = -np.inf
+
+
+def _helpers_hash() -> str:
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in (here / "_numba_exp.py", Path(__file__).resolve()):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _chunk_lines(d, first, ind):
+    """Straight-line code of one chunk for one point: into the running sums m, sw, M2, mu
+    (``first``), or into mc, swc, M2c, nu followed by the merge."""
+    ks = range(CHUNK)
+    out = []
+    for k in ks:
+        for r in range(d):
+            proj = " + ".join(f"a{k}_{r}_{c} * x{c}" for c in range(d))
+            out.append(f"y{k}_{r} = (({proj}) + n{k}_{r}) * h{k}_{r}")
+        out.append(f"l{k} = kap{k} - " + " - ".join(f"y{k}_{r} * y{k}_{r}" for r in range(d)))
+    mc, sc, mu, m2 = ("m", "sw", "mu", "M2") if first else ("mc", "swc", "nu", "M2c")
+    out.append(f"{mc} = l0")
+    out += [f"{mc} = l{k} if l{k} > {mc} else {mc}" for k in ks[1:]]
+    out += [f"e{k} = lane_exp(l{k} - {mc})" for k in ks]
+    out.append(f"{sc} = " + " + ".join(f"e{k}" for k in ks))
+    for k in ks:
+        for c in range(d):
+            out.append(f"g{k}_{c} = " + " + ".join(f"v{k}_{r}_{c} * y{k}_{r}" for r in range(d)))
+    out.append(f"rc = 1.0 / {sc}")
+    for c in range(d):
+        out.append(f"{mu}{c} = (" + " + ".join(f"e{k} * g{k}_{c}" for k in ks) + ") * rc")
+    dev = [f"e{k} * (" + " + ".join(f"(g{k}_{c} - {mu}{c}) * (g{k}_{c} - {mu}{c})"
+                                    for c in range(d)) + f" - tr{k})" for k in ks]
+    out.append(f"{m2} = " + " + ".join(dev))
+    if not first:  # merge the chunk into the running sums (Chan, Golub and LeVeque)
+        out += ["dm = mc - m",
+                "up = dm > 0.0",
+                "ee = lane_exp(-dm if up else dm)",
+                "al = ee if up else 1.0",
+                "be = 1.0 if up else ee",
+                "m = mc if up else m",
+                "sa = sw * al",
+                "sb = swc * be",
+                "sw = sa + sb",
+                "rt = 1.0 / sw",
+                "dd = " + " + ".join(f"(nu{c} - mu{c}) * (nu{c} - mu{c})" for c in range(d)),
+                "M2 = M2 * al + M2c * be + dd * (sa * sb * rt)"]
+        out += [f"mu{c} = (sa * mu{c} + sb * nu{c}) * rt" for c in range(d)]
+    return [ind + line for line in out]
+
+
+def block_source(d: int) -> str:
+    """Python source of the generated kernel for dimension d (see the module docstring)."""
+    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
+        raise ValueError(f"d: expected an int >= 1, got {d!r}")
+    I2, I3, I4, I5 = (" " * n for n in (4, 8, 12, 16))
+    B, NP = BLOCK, n_params(d)
+    state = ["m", "sw", "M2"] + [f"mu{c}" for c in range(d)]
+    out = [
+        f"# generated by scorebench.analytic._unrolled_mixture_numba; helpers {_helpers_hash()}",
+        "from numba import carray, cfunc, njit",
+        "from scorebench.analytic._numba_exp import exp_le0",
+        "from scorebench.analytic._unrolled_mixture_numba import block_signature",
+        "",
+        "",
+        "# a plain call, which LLVM inlines: inlining many copies in numba's IR is slow to compile",
+        "@njit(cache=True, fastmath={'contract'})",
+        "def lane_exp(x):",
+        "    return exp_le0(x)",
+        "",
+        "",
+        "# no contraction (fastmath flags apply to inlined callees too): the projection rounds as",
+        "# in the numpy reference; the exponential keeps its FMAs (its own flags)",
+        "@cfunc(block_signature(), cache=True, error_model='numpy')",
+        "def block(xp, pp, stp, mp, sp, scp, lapp, nk):",
+        f"{I2}XT = carray(xp, ({d}, {B}))",
+        f"{I2}P = carray(pp, (nk * {CHUNK}, {NP}))",
+        f"{I2}ST = carray(stp, ({len(state)}, {B}))",
+        f"{I2}for j in range(nk):  # chunks of {CHUNK} components",
+        f"{I3}o = j * {CHUNK}",
+    ]
+    for k in range(CHUNK):
+        out += [f"{I3}a{k}_{r}_{c} = P[o + {k}, {r * d + c}]" for r in range(d) for c in range(d)]
+        out += [f"{I3}v{k}_{r}_{c} = P[o + {k}, {d * d + r * d + c}]"
+                for r in range(d) for c in range(d)]
+        out += [f"{I3}n{k}_{c} = P[o + {k}, {2 * d * d + c}]" for c in range(d)]
+        out += [f"{I3}h{k}_{c} = P[o + {k}, {2 * d * d + d + c}]" for c in range(d)]
+        out.append(f"{I3}kap{k} = P[o + {k}, {2 * d * d + 2 * d}]")
+        out.append(f"{I3}tr{k} = P[o + {k}, {2 * d * d + 2 * d + 1}]")
+    for first in (True, False):
+        out.append(f"{I3}{'if j == 0' if first else 'else'}:")
+        out.append(f"{I4}for b in range({B}):")
+        out += [f"{I5}x{c} = XT[{c}, b]" for c in range(d)]
+        if not first:
+            out += [f"{I5}{name} = ST[{i}, b]" for i, name in enumerate(state)]
+        out += _chunk_lines(d, first, I5)
+        out += [f"{I5}ST[{i}, b] = {name}" for i, name in enumerate(state)]
+    # the outputs, one array per loop (LLVM vectorises a loop only when its arrays provably
+    # do not overlap, and gives up beyond a few run-time checks)
+    out += [
+        f"{I2}M = carray(mp, ({B},))",
+        f"{I2}S = carray(sp, ({B},))",
+        f"{I2}SC = carray(scp, ({d}, {B}))",
+        f"{I2}LAP = carray(lapp, ({B},))",
+        f"{I2}for b in range({B}):",
+        f"{I3}M[b] = ST[0, b]",
+        f"{I2}for b in range({B}):",
+        f"{I3}S[b] = ST[1, b]",
+        f"{I2}for b in range({B}):",
+        f"{I3}LAP[b] = ST[2, b] / ST[1, b]",
+        f"{I2}for c in range({d}):",
+        f"{I3}for b in range({B}):",
+        f"{I4}SC[c, b] = ST[3 + c, b]",
+    ]
+    return "\n".join(out) + "\n"
+
+
+_FUNCTIONS: dict = {}
+
+
+def block_function(d: int):
+    """The generated ``cfunc`` for dimension d, compiled (or loaded from disk) once."""
+    d = int(d)
+    fn = _FUNCTIONS.get(d)
+    if fn is None:
+        fn = _FUNCTIONS[d] = import_generated(f"sb_mixture_d{d}", block_source(d)).block
+    return fn
+
+
+@njit(parallel=True, nogil=True, error_model="numpy", cache=True)
+def block_driver(x, P, nk, fn, want_logp, want_score, want_lap, nchunks, out_logp, out_score,
+                 out_lap):
+    r"""Run the generated kernel at address ``fn`` (``nk`` chunks of components, constants
+    ``P``) over blocks of :data:`BLOCK` points, in ``nchunks`` parallel tasks.
+
+    Each task transposes its blocks into (d, BLOCK) scratch (a partial block padded with its
+    first point), calls the kernel and writes the outputs back; :math:`\log p = M + \log S` is
+    taken here, in a scalar loop, so the generated loop has no ``log`` in it.
+    """
+    N, d = x.shape
+    B = BLOCK
+    nblocks = (N + B - 1) // B
+    per_chunk = (nblocks + nchunks - 1) // nchunks
+    for ch in prange(nchunks):
+        XT = np.empty((d, B))
+        SC = np.empty((d, B))
+        ST = np.empty((d + 3, B))
+        M = np.empty(B)
+        S = np.empty(B)
+        LAP = np.empty(B)
+        for bk in range(ch * per_chunk, min(nblocks, (ch + 1) * per_chunk)):
+            start = bk * B
+            n = min(B, N - start)
+            for c in range(d):
+                for i in range(n):
+                    XT[c, i] = x[start + i, c]
+                for i in range(n, B):
+                    XT[c, i] = x[start, c]
+            call_block(fn, array_ptr(XT), array_ptr(P), array_ptr(ST), array_ptr(M),
+                       array_ptr(S), array_ptr(SC), array_ptr(LAP), nk)
+            if want_logp:
+                for i in range(n):
+                    out_logp[start + i] = M[i] + math.log(S[i])
+            if want_score:
+                for c in range(d):
+                    for i in range(n):
+                        out_score[start + i, c] = SC[c, i]
+            if want_lap:
+                for i in range(n):
+                    out_lap[start + i] = LAP[i]

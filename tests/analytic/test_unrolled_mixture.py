@@ -1,0 +1,179 @@
+r"""The generated small-d mixture kernel (:mod:`scorebench.analytic._unrolled_mixture_numba`).
+
+It must give the numpy reference's numbers for every K (components padded to chunks of
+``CHUNK``, chunks merged with Chan-Golub-LeVeque), every number of points (partial blocks), and
+wherever the winning component sits (a later chunk taking over exercises both merge branches).
+
+Tolerances, as in ``test_backends.py``: the implementations add the same terms in different
+orders, so they agree to a few ulp of the terms' natural scale. With K <= 40 components in
+d <= 4 the sums have at most ~200 terms, so the rounding is below 200 eps ~ 5e-14 of that
+scale; 1e-12 leaves a factor 20 (measured worst over this file: 2.3e-15). Far points (1e2
+standard deviations out, log N_k ~ -5e3) add eps |log N_k| ~ 1e-12 to the responsibilities
+themselves, hence 1e-11 there (measured worst: 8e-13, the score).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scorebench.analytic import _mixture_numba
+from scorebench.analytic import _unrolled_mixture_numba as gen
+from scorebench.analytic._generated_modules import cache_dir
+from scorebench.analytic._mixture_numba import mixture_terms_numba
+from scorebench.analytic._mixture_numpy import mixture_terms, projected_means
+from scorebench.analytic.mixture import GaussianMixture
+
+WANT = ("logp", "score", "laplacian")
+
+
+def _mixture(d, K, seed):
+    rng = np.random.default_rng(seed)
+    q, r = np.linalg.qr(rng.standard_normal((K, d, d)))
+    U = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
+    lam = np.exp(rng.uniform(np.log(0.02), 0.0, (K, d)))
+    covs = np.einsum("kij,kj,klj->kil", U, lam, U)
+    covs = 0.5 * (covs + np.swapaxes(covs, 1, 2))
+    return GaussianMixture(rng.uniform(0.5, 2.0, K), 3.0 * rng.standard_normal((K, d)), covs)
+
+
+def _points(mix, a, s2, n, seed, far=0.0):
+    """n points of p_t, component by component (every chunk gets to win), optionally pushed
+    ``far`` standard deviations out along random directions."""
+    rng = np.random.default_rng(seed)
+    k = np.arange(n) % mix.K
+    L = np.linalg.cholesky(a * a * mix.covs + s2 * np.eye(mix.d))
+    x = a * mix.means[k] + np.einsum("nij,nj->ni", L[k], rng.standard_normal((n, mix.d)))
+    if far:
+        u = rng.standard_normal((n, mix.d))
+        x += far * u / np.linalg.norm(u, axis=1, keepdims=True)
+    return x
+
+
+def _scales(mix, a, s2, x):
+    """sum_k pi_k |g_k| and sum_k pi_k (|g_k|^2 + tr C_k^-1), point by point (reference)."""
+    args = (x, mix.means, mix.eigvecs, mix.eigvals, mix.log_weights, a, s2)
+    resp = mixture_terms(*args, ("resp",))["resp"]
+    lam = a * a * mix.eigvals + s2
+    z = np.einsum("kde,nkd->nke", mix.eigvecs, x[:, None, :] - a * mix.means[None])
+    g = -np.einsum("kde,nke->nkd", mix.eigvecs, z / lam[None])
+    gn = np.linalg.norm(g, axis=2)
+    return (resp * gn).sum(1), (resp * (gn ** 2 + (1.0 / lam).sum(1)[None])).sum(1)
+
+
+def _args(mix, x, a, s2):
+    return (x, mix.means, mix.eigvecs, mix.eigvals, mix.log_weights, a, s2)
+
+
+def _assert_matches(got, ref, scale_s, scale_l, rtol):
+    lp = np.abs(got["logp"] - ref["logp"]) / np.maximum(1.0, np.abs(ref["logp"]))
+    sc = np.linalg.norm(got["score"] - ref["score"], axis=1) / scale_s
+    la = np.abs(got["laplacian"] - ref["laplacian"]) / scale_l
+    assert lp.max() < rtol and sc.max() < rtol and la.max() < rtol, (lp.max(), sc.max(), la.max())
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 4])
+@pytest.mark.parametrize("K", [1, 4, 5, 9, 40])
+def test_generated_kernel_matches_numpy_reference(d, K):
+    mix = _mixture(d, K, 100 * d + K)
+    a, s2 = 0.8, 0.3
+    assert gen.applies(d, K)
+    for n, far, rtol in ((2 * gen.BLOCK + 37, 0.0, 1e-12), (gen.BLOCK - 1, 1e2, 1e-11)):
+        x = _points(mix, a, s2, n, K + n, far)
+        ref = mixture_terms(*_args(mix, x, a, s2), WANT)
+        got = mixture_terms_numba(*_args(mix, x, a, s2), WANT)
+        _assert_matches(got, ref, *_scales(mix, a, s2, x), rtol)
+
+
+def test_generated_and_generic_numba_kernels_agree(monkeypatch):
+    mix = _mixture(2, 13, 7)
+    x = _points(mix, 0.6, 0.5, 1000, 8)
+    args = _args(mix, x, 0.6, 0.5)
+    got = mixture_terms_numba(*args, WANT)
+    monkeypatch.setattr(gen, "applies", lambda d, K: False)
+    generic = mixture_terms_numba(*args, WANT)
+    _assert_matches(got, generic, *_scales(mix, 0.6, 0.5, x), 1e-12)
+
+
+def test_generated_kernel_is_used_for_common_times_and_small_d_only(monkeypatch):
+    calls = []
+    real = gen.block_driver
+
+    def spy(*args):
+        calls.append(args[0].shape)
+        return real(*args)
+
+    monkeypatch.setattr(gen, "block_driver", spy)
+    for d, per_point in ((2, False), (4, False), (5, False), (2, True)):
+        mix = _mixture(d, 3, d)
+        x = _points(mix, 0.7, 0.4, 50, 1)
+        a = np.full(50, 0.7) if per_point else 0.7
+        s2 = np.full(50, 0.4) if per_point else 0.4
+        mixture_terms_numba(x, mix.means, mix.eigvecs, mix.eigvals, mix.log_weights, a, s2,
+                            ("score",))
+    assert calls == [(50, 2), (50, 4)]
+    assert gen.applies(4, 1000) and not gen.applies(5, 1)
+
+
+def test_subsets_of_outputs_are_bit_identical():
+    mix = _mixture(3, 6, 3)
+    x = _points(mix, 0.9, 0.2, 300, 4)
+    args = _args(mix, x, 0.9, 0.2)
+    full = mixture_terms_numba(*args, WANT)
+    for sub in (("logp",), ("score",), ("laplacian",), ("laplacian", "logp")):
+        part = mixture_terms_numba(*args, sub)
+        assert tuple(part) == sub
+        for key in sub:
+            np.testing.assert_array_equal(part[key], full[key])
+
+
+def test_one_point_and_a_dominant_last_chunk():
+    """A single point (one padded block) next to the last component of 9 (the third chunk takes
+    over from the first two: the merge's rescaling branch), and next to the first (the later
+    chunks merge in with weight ~0)."""
+    mix = _mixture(2, 9, 11)
+    a, s2 = 0.95, 0.05
+    for k in (8, 0):
+        x = (a * mix.means[k] + 0.01)[None]
+        ref = mixture_terms(*_args(mix, x, a, s2), WANT)
+        got = mixture_terms_numba(*_args(mix, x, a, s2), WANT)
+        _assert_matches(got, ref, *_scales(mix, a, s2, x), 1e-12)
+
+
+def test_constants_rows_and_padding():
+    mix = _mixture(3, 5, 12)
+    a, s2 = 0.7, 0.4
+    P = gen.constants(mix.eigvecs, mix.eigvals, projected_means(mix.means, mix.eigvecs),
+                      mix.log_weights, a, s2)
+    d, Kp = 3, -(-5 // gen.CHUNK) * gen.CHUNK
+    assert P.shape == (Kp, gen.n_params(d))
+    var = a * a * mix.eigvals + s2
+    cov = a * a * mix.covs + s2 * np.eye(d)
+    for k in range(5):
+        Ut = P[k, : d * d].reshape(d, d)
+        V = P[k, d * d: 2 * d * d].reshape(d, d)
+        h = P[k, 2 * d * d + d: 2 * d * d + 2 * d]
+        np.testing.assert_allclose(Ut, mix.eigvecs[k].T, rtol=0, atol=0)
+        # V^T diag(h) U^T = -C_k^{-1}: the gradient map of the module docstring
+        np.testing.assert_allclose(V.T @ (h[:, None] * Ut), -np.linalg.inv(cov[k]), rtol=1e-12,
+                                   atol=1e-12)
+        np.testing.assert_allclose(P[k, -1], (1.0 / var[k]).sum(), rtol=1e-14)
+        _, logdet = np.linalg.slogdet(cov[k])
+        np.testing.assert_allclose(P[k, -2], mix.log_weights[k] - 0.5 * logdet
+                                   - 0.5 * d * np.log(2 * np.pi), rtol=1e-13)
+    assert np.all(P[5:, -2] == -np.inf)
+    assert np.all(P[5:, :-2] == 0.0) and np.all(P[5:, -1] == 0.0)
+
+
+def test_generated_module_is_compiled_once_and_cached_on_disk():
+    fn = gen.block_function(2)
+    assert gen.block_function(2) is fn
+    files = list(cache_dir().glob("sb_mixture_d2_*.py"))
+    assert files and any(f.read_text() == gen.block_source(2) for f in files)
+    assert _mixture_numba._generated is gen
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.0, True, "2"])
+def test_block_source_rejects_a_bad_dimension(bad):
+    with pytest.raises(ValueError, match="d: expected an int >= 1"):
+        gen.block_source(bad)
