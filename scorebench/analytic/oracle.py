@@ -63,10 +63,16 @@ class MixtureOracle:
         self.mix, self.sde, self.backend = mix, sde, backend
         self.d, self.K = mix.d, mix.K
         self._torch_cache = {}
+        # a(t) and s(t)^2 come from _a and _s2 unless a subclass overrides the public methods
+        self._plain_coeffs = (type(sde).mean_coeff is SDE.mean_coeff
+                              and type(sde).marginal_var is SDE.marginal_var)
 
     # ------------------------------------------------------------------ core
     def _coeffs(self, t, n):
         t = check_times(t, self.sde.T, n=n)
+        if isinstance(t, float) and self._plain_coeffs:  # skip the public methods' re-validation
+            tt = np.float64(t)
+            return t, float(self.sde._a(tt)), float(self.sde._s2(tt))
         return t, self.sde.mean_coeff(t), self.sde.marginal_var(t)
 
     def _terms(self, x, t, want):

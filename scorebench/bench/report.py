@@ -208,7 +208,10 @@ def _markdown(report, figures) -> str:
                    "-" if t["how_far"] is None else f"{t['how_far']:.2g}x", t["detail"]]
                   for t in report["targets"]]), "",
              "## Results", "", "Ratios are speed-ups (> 1: faster than the best peer / the "
-             "seed-style baseline); `frac bound` is the bound over the wall time (1 = at the limit).",
+             "seed-style baseline); `frac bound` is the bound over the wall time (1 = at the limit). "
+             "Wall times are per call; a call under 10 ms is timed in bursts of back-to-back calls "
+             "lasting ~10 ms (timeit's way), so that thread wake-up and cold caches are averaged "
+             "over the burst instead of dominating a single sub-millisecond call.",
              "", format_table(report["rows"], markdown=True), "", "## Scaling", ""]
     for c in report["curves"]:
         if c["status"] != "ok":

@@ -13,6 +13,7 @@ is the bound the row's own operation count implies over its median time (1 = at 
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import sys
@@ -92,7 +93,8 @@ def run_case(case: Case, sizes, bounds, memory, progress=None) -> list:
     work-precision sweep, whether its family reached the target); the remaining repeats then
     go round-robin over the implementations (:func:`_interleaved_repeats`), so that a change of
     load on a shared machine during the case falls on all rows alike and the ratios between
-    them, the figures the bench is for, stay fair.
+    them, the figures the bench is for, stay fair. A call faster than 10 ms is timed in bursts
+    of back-to-back calls lasting ~10 ms (``calls_per_timing`` in its row), per call.
     """
     rows, reached, timed = [], set(), []
     for impl in case.impls:
@@ -113,7 +115,10 @@ def run_case(case: Case, sizes, bounds, memory, progress=None) -> list:
                 row.update(nfe=out.nfe, peak_mb=None if peak is None else peak / 2**20,
                            memory_method=memory.method, max_err=max_err, mean_err=mean_err,
                            bound_s=bound, work=out.work, extra=out.extra)
-                timed.append((row, impl.run, list(first.times)))
+                calls = _calls_per_timing(first.times[0])
+                # a short call: its timings are bursts of calls (timeit's way), per call
+                row["calls_per_timing"] = calls
+                timed.append((row, impl.run, list(first.times) if calls == 1 else []))
                 if case.target is not None and max_err <= case.target:
                     reached.add(impl.family)
             except Exception as exc:  # a failing implementation is a row, not the end of the bench
@@ -134,21 +139,41 @@ def run_case(case: Case, sizes, bounds, memory, progress=None) -> list:
     return rows
 
 
-def _interleaved_repeats(timed, repeats: int, budget_s: float) -> None:
-    """Rounds 2 .. ``repeats``: one timed run of each implementation per round, in turn.
+# calls shorter than this are timed in bursts lasting about this long, reported per call: a
+# sub-millisecond kernel timed once per round measures the wake-up of idle threads and caches
+# cooled by the other implementations more than the kernel itself
+_BURST_S = 0.01
+_MAX_CALLS = 1000
 
-    ``timed`` holds ``(row, run, times)``; ``times`` grows in place. An implementation drops out
-    once its runs have used ``budget_s`` (slow peers are timed fewer times; the count is
-    recorded), or if a repeat raises (its row becomes an error).
+
+def _calls_per_timing(first_s: float) -> int:
+    """Calls per timing for a call that took ``first_s`` once: 1 from :data:`_BURST_S` on."""
+    if first_s >= _BURST_S:
+        return 1
+    return int(min(_MAX_CALLS, math.ceil(_BURST_S / max(first_s, 1e-7))))
+
+
+def _interleaved_repeats(timed, repeats: int, budget_s: float) -> None:
+    """Rounds up to ``repeats`` timings: one timing of each implementation per round, in turn.
+
+    ``timed`` holds ``(row, run, times)``; ``times`` grows in place (it starts with the first
+    run's time, or empty for a burst-timed implementation: ``row["calls_per_timing"]`` calls per
+    timing, each timing recorded per call). An implementation drops out once its runs have used
+    ``budget_s`` (slow peers are timed fewer times; the count is recorded), or if a repeat
+    raises (its row becomes an error).
     """
-    for _ in range(repeats - 1):
+    for _ in range(repeats):
         for row, run, times in timed:
-            if row["status"] != "ok" or sum(times) >= budget_s:
+            if row["status"] != "ok" or len(times) >= repeats:
+                continue
+            calls = row.get("calls_per_timing", 1)
+            if sum(times) * calls >= budget_s:
                 continue
             try:
                 t0 = time.perf_counter()
-                run()
-                times.append(time.perf_counter() - t0)
+                for _ in range(calls):
+                    run()
+                times.append((time.perf_counter() - t0) / calls)
             except Exception as exc:
                 row.update(status="error", note="on a repeat: " + _note(exc))
 

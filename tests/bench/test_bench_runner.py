@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,9 +12,12 @@ from scorebench.bench.measure import PeakMemory
 from scorebench.bench.runner import run_case
 
 
-def _case(calls, fail_on_call=None):
+def _case(calls, fail_on_call=None, seconds=0.011):
+    """Implementations a, b (and c, absent); each run takes ``seconds`` (from 10 ms on, one call
+    per timing; shorter calls are timed in bursts)."""
     def impl(name, value):
         def run():
+            time.sleep(seconds)
             calls.append(name)
             if fail_on_call is not None and name == fail_on_call[0] and \
                     calls.count(name) == fail_on_call[1]:
@@ -49,3 +53,16 @@ def test_an_implementation_failing_on_a_repeat_becomes_an_error_row_and_the_rest
     assert a["status"] == "ok" and a["repeats"] == 4
     assert calls.count("b") == 2  # not called again after it failed
     assert a["speedup_vs_best_peer"] is None  # the only peer failed: no ratio
+
+
+def test_short_calls_are_timed_in_bursts_and_reported_per_call():
+    calls = []
+    sizes = SimpleNamespace(repeats=3, budget_s=1e9)
+    a, b, _ = run_case(_case(calls, seconds=0.0), sizes, bounds=None, memory=PeakMemory())
+    for row in (a, b):  # 10 ms over a call of < 1 ms; one accuracy run, then 3 bursts
+        n = row["calls_per_timing"]
+        assert 10 <= n <= 1000
+        assert calls.count(row["implementation"]) == 1 + 3 * n
+    assert a["repeats"] == 3 and a["wall_max_s"] < 1e-3  # per call, not per burst
+    slow, _, _ = run_case(_case([], seconds=0.011), sizes, bounds=None, memory=PeakMemory())
+    assert slow["calls_per_timing"] == 1 and slow["wall_min_s"] >= 0.011
