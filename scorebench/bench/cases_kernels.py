@@ -6,7 +6,7 @@ from the exact :math:`p_t`. The accuracy reference is the oracle's float64 numpy
 points; errors are the absolute errors of every score entry and of the Laplacian together.
 
 Implementations: scorebench's fused numba kernel (the oracle with ``backend="numba"``), the numpy
-reference, torch float64 and float32 (the oracle on tensors: what a torch user would call), and
+reference (not in the quick profile), torch float64 and float32 (the oracle on tensors: what a torch user would call), and
 the plain-numpy baseline of :func:`.peers.plain_numpy_score_laplacian`. Everything but the fused
 kernel materialises (n, K, d) arrays, so it runs in chunks of at most 2**22 (n, K, d) elements
 (:func:`.measure.chunked`).
@@ -57,7 +57,7 @@ def _work(mix, n):
     return {"exps": float(n) * mix.K, "flops": float(n) * mix.K * pair_flops(mix)}
 
 
-def _impls(mix, sde, ref, x):
+def _impls(mix, sde, ref, x, numpy_row=True):
     import torch
 
     nb = MixtureOracle(mix, sde, backend="numba")
@@ -72,10 +72,12 @@ def _impls(mix, sde, ref, x):
     def sl(oracle):
         return lambda xs: oracle.score_and_laplacian(xs, T_KERNEL)
 
+    numpy_ref = [Impl("scorebench numpy reference", "scorebench",
+                      wrap(lambda: chunked(sl(ref), x, chunk)))] if numpy_row else []
     return [
         Impl("scorebench fused numba kernel", "scorebench", wrap(lambda: sl(nb)(x)),
              warmup=lambda: sl(nb)(x[:4096])),
-        Impl("scorebench numpy reference", "scorebench", wrap(lambda: chunked(sl(ref), x, chunk))),
+        *numpy_ref,
         Impl("torch float64 (oracle on tensors)", "peer",
              wrap(lambda: chunked(sl(ref), x64, chunk)), warmup=lambda: sl(ref)(x64[:64])),
         Impl("torch float32 (oracle on tensors)", "peer",
@@ -96,7 +98,7 @@ def kernel_cases(sizes, seed=0):
                 "e", f"score + Laplacian kernel, d={d} K={K}",
                 dict(N=x.shape[0], d=d, K=K, t=T_KERNEL, sde="VP", covariances="full",
                      accuracy_rows=rows),
-                _impls(mix, sde, ref, x),
+                _impls(mix, sde, ref, x, sizes.kernel_numpy_row),
                 (lambda r, e: (lambda v: abs_errors(_flat(v, r), e)))(rows, exact),
                 "|score|, |laplacian| entries vs numpy float64 reference", x.shape[0], "points/s"))
     return cases

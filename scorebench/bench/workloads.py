@@ -115,6 +115,9 @@ class Sizes:
     scale_K: tuple
     scale_K_n: int
     accuracy_rows: int  # kernel accuracy is checked on this many points (the reference is O(NKd))
+    # time the numpy reference kernel as a row of (e) (7 s of the quick run at d = K = 64: quick
+    # leaves it out, to stay within its 3 minutes from a fresh install)
+    kernel_numpy_row: bool = True
 
 
 SIZES = {
@@ -131,6 +134,7 @@ SIZES = {
         kernel_dims=(2, 16, 64), kernel_Ks=(8, 64), scale_N=(1_000, 10_000, 100_000),
         scale_chunk=50_000, scale_d=(2, 8, 32, 128), scale_d_n=5_000,
         scale_K=(1, 4, 16, 64, 256), scale_K_n=200_000, accuracy_rows=2_000,
+        kernel_numpy_row=False,
     ),
     "tiny": Sizes(
         repeats=1, budget_s=1.0, n_loglik=300, wp_n=200, wp_rtols=(1e-5, 1e-6),

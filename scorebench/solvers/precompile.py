@@ -43,7 +43,7 @@ def _ring(K=8):
                                      np.full(K, 0.05))
 
 
-def _full(d=3, K=2):
+def _full(d=5, K=2):  # d > 4: the oracle's generic kernel (d <= 4 has generated ones)
     from scorebench.analytic.mixture import GaussianMixture
 
     rng = np.random.default_rng(0)
