@@ -59,9 +59,9 @@ def test_short_calls_are_timed_in_bursts_and_reported_per_call():
     calls = []
     sizes = SimpleNamespace(repeats=3, budget_s=1e9)
     a, b, _ = run_case(_case(calls, seconds=0.0), sizes, bounds=None, memory=PeakMemory())
-    for row in (a, b):  # 10 ms over a call of < 1 ms; one accuracy run, then 3 bursts
+    for row in (a, b):  # one accuracy run, then 3 bursts of calls (~10 ms over the first)
         n = row["calls_per_timing"]
-        assert 10 <= n <= 1000
+        assert 2 <= n <= 1000
         assert calls.count(row["implementation"]) == 1 + 3 * n
     assert a["repeats"] == 3 and a["wall_max_s"] < 1e-3  # per call, not per burst
     slow, _, _ = run_case(_case([], seconds=0.011), sizes, bounds=None, memory=PeakMemory())
