@@ -29,6 +29,9 @@ KERNELS = _Kernels(numpy=mixture_terms)
 # numpy vs numba log_prob at K = 8 and 64 points, d = 8 and 16, 0.18-0.23 vs 0.18-0.20 ms;
 # at 256 points numba is 3x (d = 16) to 6x (d = 2) faster.
 _NUMBA_MIN_WORK = 1 << 10
+# Between the two, numba only once its kernel is compiled in this process: a first call would
+# otherwise wait seconds of compilation for a call that numpy answers in milliseconds.
+_NUMBA_COMPILE_WORK = 1 << 15
 _numba_ok = None
 
 
@@ -44,17 +47,22 @@ def numba_available() -> bool:
     return _numba_ok
 
 
-def choose(backend: str, n: int, k: int, d: int, want) -> str:
-    """Pick the kernel for a numpy batch of ``n`` points and ``k`` components in ``d`` dims."""
+def choose(backend: str, n: int, k: int, d: int, want, per_point: bool = False) -> str:
+    """Pick the kernel for a numpy batch of ``n`` points and ``k`` components in ``d`` dims
+    (``per_point``: one time per point rather than a common time)."""
     if backend == "numpy":
         return "numpy"
     if backend == "numba":
         if not numba_available():
             raise ValueError("backend: 'numba' was requested but numba is not available")
         return "numba" if "hessian" not in want and "resp" not in want else "numpy"
-    if "hessian" in want or "resp" in want or n * k < _NUMBA_MIN_WORK:
+    if "hessian" in want or "resp" in want or n * k < _NUMBA_MIN_WORK or not numba_available():
         return "numpy"
-    return "numba" if numba_available() else "numpy"
+    if n * k < _NUMBA_COMPILE_WORK:
+        from ._mixture_numba import compiled_for
+
+        return "numba" if compiled_for(d, per_point) else "numpy"
+    return "numba"
 
 
 def torch_terms(oracle, x, a, s2, want):

@@ -77,7 +77,7 @@ from ._mixture_numpy import projected_means
 from ._numba_exp import exp_nonpositive
 from ._numba_stages import log_weight, lse_step, quad_rows, quad_rows_per_point, welford
 
-__all__ = ["mixture_terms_numba"]
+__all__ = ["mixture_terms_numba", "compiled_for"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _WANTS = frozenset(("logp", "score", "laplacian"))
@@ -252,6 +252,14 @@ def _coefficient(v, n, name):
     if arr.shape != (n,):
         raise ValueError(f"{name}: expected a scalar or shape ({n},), got {arr.shape}")
     return np.ascontiguousarray(arr)
+
+
+def compiled_for(d: int, per_point: bool) -> bool:
+    """Whether the kernel a call in ``d`` dimensions would run is compiled in this process
+    (the generated one at a common time with d <= 4, else the generic one)."""
+    if not per_point and _generated.applies(d, 1):
+        return _generated.is_loaded(d) and bool(_generated.block_driver.signatures)
+    return bool(_fused_kernel.signatures)
 
 
 def _generated_terms(x, means, U, lam, logw, a, s2, want):

@@ -76,7 +76,8 @@ from numba.extending import intrinsic
 from ._generated_modules import import_generated
 
 __all__ = ["applies", "array_ptr", "block_signature", "block_source", "block_function",
-           "block_driver", "call_block", "constants", "n_params", "BLOCK", "CHUNK", "MAX_D"]
+           "block_driver", "call_block", "constants", "is_loaded", "n_params", "BLOCK", "CHUNK",
+           "MAX_D"]
 
 MAX_D = 4  # the chunk's code grows as d^2; beyond this its registers spill (measured)
 CHUNK = 4  # components per two-pass chunk: 4 beat 1, 2 and 8 for d = 2..4 (one core, measured)
@@ -299,6 +300,11 @@ def block_source(d: int) -> str:
 
 
 _FUNCTIONS: dict = {}
+
+
+def is_loaded(d: int) -> bool:
+    """Whether the generated kernel for dimension d is compiled (or loaded) in this process."""
+    return int(d) in _FUNCTIONS
 
 
 def block_function(d: int):

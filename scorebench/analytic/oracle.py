@@ -43,9 +43,10 @@ class MixtureOracle:
     sde : SDE
         The forward SDE (VPSDE, SubVPSDE, VESDE or LinearSDE).
     backend : {"auto", "numpy", "numba"}
-        Backend for numpy inputs. ``"auto"`` uses the numba kernels when they are available and
-        the batch is large enough to amortise the call, else numpy. torch inputs always use the
-        torch backend.
+        Backend for numpy inputs. ``"auto"`` uses the numba kernels when they are available
+        and the batch has at least 32768 (point, component) pairs, or 1024 once the kernel for
+        that shape is compiled in this process (no seconds of compilation for a call numpy
+        answers in milliseconds); else numpy. torch inputs always use the torch backend.
 
     Notes
     -----
@@ -82,7 +83,7 @@ class MixtureOracle:
         m = self.mix
         if is_torch(x):
             return _backends.torch_terms(self, x, a, s2, want)
-        name = _backends.choose(self.backend, x.shape[0], self.K, self.d, want)
+        name = _backends.choose(self.backend, x.shape[0], self.K, self.d, want, np.ndim(a) > 0)
         return _backends.KERNELS[name](x, m.means, m.eigvecs, m.eigvals, m.log_weights, a, s2, want)
 
     def _check_density(self, t, s2):

@@ -240,6 +240,28 @@ def test_dispatch_choice():
     assert _backends.KERNELS["numba"] is mixture_terms_numba
 
 
+def test_mid_sized_batches_use_numba_once_its_kernel_is_compiled(monkeypatch):
+    """From 1024 to 32768 (point, component) pairs "auto" takes numba only when the kernel that
+    call would run is already compiled in this process (no seconds of compilation for a call
+    numpy answers in milliseconds)."""
+    from scorebench.analytic import _mixture_numba, _unrolled_mixture_numba
+
+    mid = 1000  # x 8 components
+    monkeypatch.setattr(_unrolled_mixture_numba, "_FUNCTIONS", {})
+    assert not _mixture_numba.compiled_for(3, per_point=False)
+    assert _backends.choose("auto", mid, 8, 3, ("score",)) == "numpy"
+    assert _backends.choose("auto", 10, 8, 3, ("score",)) == "numpy"  # below 1024: always numpy
+    mix = _full_mixture(np.random.default_rng(3), 8, 3, 10.0)
+    MixtureOracle(mix, VPSDE(), backend="numba").score(np.zeros((5, 3)), 0.5)  # compiles
+    assert _mixture_numba.compiled_for(3, per_point=False)
+    assert _backends.choose("auto", mid, 8, 3, ("score",)) == "numba"
+    assert _backends.choose("auto", 10, 8, 3, ("score",)) == "numpy"
+    # per-point times run the generic kernel: numba once that one is compiled
+    mixture_terms_numba(np.zeros((5, 3)), mix.means, mix.eigvecs, mix.eigvals, mix.log_weights,
+                        np.full(5, 0.9), np.full(5, 0.1), ("score",))
+    assert _backends.choose("auto", mid, 8, 3, ("score",), per_point=True) == "numba"
+
+
 def test_large_batch_through_the_oracle_uses_numba():
     """2e5 points, d = 2, K = 8 through backend="auto": bit-identical to the numba kernel, within
     1e-10 of the reference on a subset, finite everywhere."""
