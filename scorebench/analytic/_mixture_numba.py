@@ -65,7 +65,6 @@ D. H. D. West, "Updating mean and variance estimates: an improved method", Comm.
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 
 import numba
@@ -75,7 +74,8 @@ from numba import njit, prange
 from . import _unrolled_mixture_numba as _generated
 from ._mixture_numpy import projected_means
 from ._numba_exp import exp_nonpositive
-from ._numba_stages import log_weight, lse_step, quad_rows, quad_rows_per_point, welford
+from ._numba_stages import (load_transposed, log_weight, lse_step, quad_rows, quad_rows_per_point,
+                            store_logp_score, welford)
 
 __all__ = ["mixture_terms_numba", "compiled_for"]
 
@@ -141,11 +141,7 @@ def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, a, s2, diag, us
     for b in range(b0, b1):
         start = b * block
         n = min(block, N - start)
-        for c in range(d):  # load the block transposed; pad a partial one with its first point
-            for i in range(n):
-                XT[c, i] = x[start + i, c]
-            for i in range(n, block):
-                XT[c, i] = x[start, c]
+        load_transposed(x, start, n, XT)
         if per_point:
             for i in range(block):
                 j = start + (i if i < n else 0)
@@ -188,13 +184,7 @@ def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, a, s2, diag, us
                     _small_matmul(U[k], Z, P)
                 Gk = P
             welford(Gk, MEAN, rr, cc, sw, acc, M2, want_lap)
-        if want_logp:
-            for i in range(n):
-                out_logp[start + i] = m[i] + math.log(sw[i])
-        if want_score:
-            for c in range(d):
-                for i in range(n):
-                    out_score[start + i, c] = MEAN[c, i]
+        store_logp_score(start, n, m, sw, MEAN, want_logp, want_score, out_logp, out_score)
         if want_lap:
             for i in range(n):
                 out_lap[start + i] = (M2[i] - T[i]) / sw[i]

@@ -15,7 +15,30 @@ import math
 
 from numba import njit
 
-__all__ = ["quad_rows", "quad_rows_per_point", "log_weight", "lse_step", "welford"]
+__all__ = ["load_transposed", "store_logp_score", "quad_rows", "quad_rows_per_point", "log_weight",
+           "lse_step", "welford"]
+
+
+@njit(fastmath=False, error_model="numpy", cache=True)
+def load_transposed(x, start, n, XT):
+    """``XT[:, :n] = x[start:start + n].T``; the rest of a partial block repeats its first point."""
+    for c in range(XT.shape[0]):
+        for i in range(n):
+            XT[c, i] = x[start + i, c]
+        for i in range(n, XT.shape[1]):
+            XT[c, i] = x[start, c]
+
+
+@njit(fastmath=False, error_model="numpy", cache=True)
+def store_logp_score(start, n, M, S, SC, want_logp, want_score, out_logp, out_score):
+    r"""The block's n points out: :math:`\log p = M + \log S` and the score ``SC`` (d, B)."""
+    if want_logp:
+        for i in range(n):
+            out_logp[start + i] = M[i] + math.log(S[i])
+    if want_score:
+        for c in range(SC.shape[0]):
+            for i in range(n):
+                out_score[start + i, c] = SC[c, i]
 
 
 @njit(fastmath=False, error_model="numpy", cache=True)

@@ -74,6 +74,7 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 
 from ._generated_modules import import_generated
+from ._numba_stages import load_transposed, store_logp_score
 
 __all__ = ["applies", "array_ptr", "block_signature", "block_source", "block_function",
            "block_driver", "call_block", "constants", "is_loaded", "n_params", "BLOCK", "CHUNK",
@@ -340,20 +341,10 @@ def block_driver(x, P, nk, fn, want_logp, want_score, want_lap, nchunks, out_log
         for bk in range(ch * per_chunk, min(nblocks, (ch + 1) * per_chunk)):
             start = bk * B
             n = min(B, N - start)
-            for c in range(d):
-                for i in range(n):
-                    XT[c, i] = x[start + i, c]
-                for i in range(n, B):
-                    XT[c, i] = x[start, c]
+            load_transposed(x, start, n, XT)
             call_block(fn, array_ptr(XT), array_ptr(P), array_ptr(ST), array_ptr(M),
                        array_ptr(S), array_ptr(SC), array_ptr(LAP), nk)
-            if want_logp:
-                for i in range(n):
-                    out_logp[start + i] = M[i] + math.log(S[i])
-            if want_score:
-                for c in range(d):
-                    for i in range(n):
-                        out_score[start + i, c] = SC[c, i]
+            store_logp_score(start, n, M, S, SC, want_logp, want_score, out_logp, out_score)
             if want_lap:
                 for i in range(n):
                     out_lap[start + i] = LAP[i]
