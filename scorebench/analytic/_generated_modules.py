@@ -18,9 +18,12 @@ import importlib.util
 import os
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 __all__ = ["cache_dir", "import_generated"]
+
+_IMPORT_LOCK = threading.RLock()
 
 
 def _candidates():
@@ -62,8 +65,16 @@ def import_generated(prefix: str, source: str):
         raise ValueError(f"prefix: must be an identifier, got {prefix!r}")
     digest = hashlib.sha256(source.encode()).hexdigest()[:20]
     name = f"{prefix}_{digest}"
-    if name in sys.modules:
-        return sys.modules[name]
+    # one import at a time: the module is in sys.modules while it runs (and compiles, seconds),
+    # so another thread must not take it from there half-made
+    with _IMPORT_LOCK:
+        if name in sys.modules:
+            return sys.modules[name]
+        return _write_and_import(name, source)
+
+
+def _write_and_import(name: str, source: str):
+    """Write ``source`` to ``<cache dir>/<name>.py`` unless it is there, and import it."""
     path = cache_dir() / f"{name}.py"
     if not path.exists() or path.read_text() != source:
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")

@@ -7,6 +7,8 @@ and the likelihood with the generated score switched off and on, on one noise pa
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from numba import njit
@@ -168,6 +170,26 @@ def test_generated_modules_are_written_once_and_reused(monkeypatch, tmp_path):
     assert files[0].stat().st_mtime_ns == stamp
     other = import_generated("sb_test_mod", "VALUE = 7\n")
     assert other.VALUE == 7 and len(list((tmp_path / "k").glob("sb_test_mod_*.py"))) == 2
+
+
+def test_generated_module_imported_from_two_threads_at_once_is_complete_in_both(monkeypatch,
+                                                                              tmp_path):
+    """The module sits in sys.modules while it runs; a second thread must wait, not take it
+    half-made (here it would miss VALUE, set after a 0.3 s pause)."""
+    monkeypatch.setenv("SCOREBENCH_CACHE_DIR", str(tmp_path / "k"))
+    src = f"import time\ntime.sleep(0.3)\nVALUE = {id(tmp_path)}\n"
+    got, start = [], threading.Barrier(2)
+
+    def work():
+        start.wait()
+        got.append(getattr(import_generated("sb_test_slow", src), "VALUE", None))
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert got == [id(tmp_path), id(tmp_path)]
 
 
 def test_generated_modules_fall_back_when_the_cache_dir_is_not_writable(monkeypatch, tmp_path):
