@@ -54,7 +54,7 @@ Lower bound used by the benchmarks: :math:`N K (t_{exp} + 4 d^2 / R_{mm})`, with
 measured matrix-multiply rate.
 
 At a common time with d <= 4, :func:`mixture_terms_numba` hands over to the straight-line
-kernel generated for that d (:mod:`._unrolled_mixture_numba`, 1.4-1.7x faster on one core);
+kernel generated for that d (:mod:`._unrolled_mixture_numba`, 1.3-1.9x faster on one core);
 the passes above serve per-point times and d > 4.
 
 References

@@ -46,10 +46,11 @@ moved by up to 1e-9, measured).
 
 Operation count per pair: 2d^2 (projection) + 2d^2 (gradient) + ~4d + 4 flops, 1 exponential
 (~35 flops), 2d for the mean and 3d + 2 for the variance; per chunk and point 1 exponential,
-2 divisions and ~8d flops. Measured on one Zen 3 core, N = 20000, score and Laplacian, ns per
-pair, generic -> generated: d = 1: 6.3 -> 3.7; d = 2: 6.0 -> 3.9 (K = 8), 5.5 -> 3.6 (K = 64);
-d = 3: 7.8 -> 5.2; d = 4: 12.9 -> 8.3. Beyond d = 4 the chunk's registers spill (d = 8 ran at
-half the generic kernel's speed), hence :data:`MAX_D`.
+2 divisions and ~8d flops. Measured by ``benchmarks/bench_oracle_generated.py`` on one Zen 3
+core, N = 20000, score and Laplacian, ns per pair, generic -> generated (K = 8; K = 64):
+d = 1: 5.7 -> 3.4; 4.1 -> 3.2. d = 2: 7.9 -> 4.2; 6.9 -> 3.8. d = 3: 8.9 -> 5.7; 7.3 -> 5.2.
+d = 4: 13.9 -> 10.7; 12.3 -> 7.8 (1.3-1.9x). Beyond d = 4 the chunk's registers spill (d = 8
+ran at half the generic kernel's speed), hence :data:`MAX_D`.
 
 The generated functions are numba ``cfunc`` s of one C signature (:func:`block_signature`),
 called by address (:func:`call_block`) from the parallel driver :func:`block_driver`, which is

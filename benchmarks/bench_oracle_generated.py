@@ -1,0 +1,77 @@
+"""The oracle's generated small-d kernel against its generic numba kernel, side by side.
+
+    NUMBA_NUM_THREADS=1 pytest benchmarks/bench_oracle_generated.py --benchmark-only \
+        -p no:cacheprovider -s
+
+Score and Laplacian of N = 20,000 points of p_t (VP, t = 0.1) for d in {1, 2, 3, 4} and
+K in {8, 64}, full random covariances (``scorebench.bench.workloads.random_mixture``), through
+:func:`~scorebench.analytic._mixture_numba.mixture_terms_numba` at a common time: ``generated``
+(:mod:`scorebench.analytic._unrolled_mixture_numba`, what the oracle runs) and ``generic`` (the
+same call with the generated kernel switched off). ``extra_info`` holds ns per (point,
+component) pair; the last test prints the ratios, measured in this run, and checks that both
+give the same numbers (to 1e-12 of the terms' scale; ``tests/analytic/test_unrolled_mixture.py``
+derives that threshold).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scorebench.analytic import _unrolled_mixture_numba as generated
+from scorebench.analytic._mixture_numba import mixture_terms_numba
+from scorebench.analytic.sde import VPSDE
+from scorebench.bench.workloads import random_mixture
+
+N, T = 20_000, 0.1
+CASES = [(d, K) for d in (1, 2, 3, 4) for K in (8, 64)]
+WANT = ("score", "laplacian")
+RESULTS: dict = {}
+
+
+def _problem(d, K):
+    mix = random_mixture(d, K, 100 * d + K)
+    sde = VPSDE()
+    a, s2 = float(sde.mean_coeff(T)), float(sde.marginal_var(T))
+    rng = np.random.default_rng(d + K)
+    k = rng.integers(0, K, N)
+    L = np.linalg.cholesky(a * a * mix.covs + s2 * np.eye(d))
+    x = a * mix.means[k] + np.einsum("nij,nj->ni", L[k], rng.standard_normal((N, d)))
+    return (x, mix.means, mix.eigvecs, mix.eigvals, mix.log_weights, a, s2)
+
+
+@pytest.mark.parametrize("impl", ["generic", "generated"])
+@pytest.mark.parametrize("d, K", CASES, ids=[f"d{d}-K{K}" for d, K in CASES])
+def test_oracle_kernel(benchmark, monkeypatch, d, K, impl):
+    if impl == "generic":
+        monkeypatch.setattr(generated, "applies", lambda d, K: False)
+    args = _problem(d, K)
+    run = lambda: mixture_terms_numba(*args, WANT)  # noqa: E731
+    out = run()  # compile
+    benchmark.group = f"oracle score + Laplacian d={d} K={K}"
+    benchmark.pedantic(run, rounds=15, iterations=1, warmup_rounds=1)
+    ns = benchmark.stats.stats.median / (N * K) * 1e9
+    benchmark.extra_info.update(impl=impl, ns_per_pair=ns)
+    RESULTS.setdefault(benchmark.group, {})[impl] = (ns, out)
+    assert np.all(np.isfinite(out["score"])) and np.all(np.isfinite(out["laplacian"]))
+
+
+def test_oracle_kernel_summary(benchmark):
+    """Print ns per pair and the speed-up of the generated kernel for every group of this run
+    (a benchmark itself only so that ``--benchmark-only`` runs it; it times nothing)."""
+    if not RESULTS:
+        pytest.skip("run together with the benchmarks above")
+    benchmark.group = "summary"
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    table = {}
+    print()
+    print(f"{'group':<40} {'generic':>9} {'generated':>10} {'speed-up':>9}")
+    for group, rows in RESULTS.items():
+        if {"generic", "generated"} <= rows.keys():
+            (g, og), (u, ou) = rows["generic"], rows["generated"]
+            for key in WANT:  # the same numbers, to 1e-12 of their scale
+                scale = np.max(np.abs(og[key]))
+                assert np.max(np.abs(og[key] - ou[key])) <= 1e-12 * scale
+            print(f"{group:<40} {g:>8.2f}  {u:>9.2f}  {g / u:>8.2f}x")
+            table[group] = {"generic_ns": g, "generated_ns": u, "speedup": g / u}
+    benchmark.extra_info["table"] = table
