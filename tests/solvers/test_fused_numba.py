@@ -376,3 +376,21 @@ def test_pc_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         pc_sample_numba(oracle, np.zeros((4, 2)), time_grid("uniform", 3, 1.0, 1e-3), seed=1,
                         **kwargs)
+
+
+def test_pc_batch_passes_take_no_literal_modes():
+    """The predictor, corrector and final-update passes must share one compiled ``_pass``:
+    literal ints as its mode/step/corrector arguments make numba compile it (the score inlined)
+    once per literal, which doubled the first call's compile time (48.9 s -> 24.6 s measured).
+    Checked on the source: numba's cache hides the callees' signatures."""
+    import ast
+    import inspect
+
+    from scorebench.solvers import _pc_batch_numba
+
+    tree = ast.parse(inspect.getsource(_pc_batch_numba.pc_batch_driver.py_func))
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+             and getattr(n.func, "id", None) == "_pass"]
+    assert len(calls) == 3
+    for call in calls:
+        assert not any(isinstance(a, ast.Constant) for a in call.args[1:5]), ast.unparse(call)
