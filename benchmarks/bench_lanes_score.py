@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _side_by_side import summarize
 from numba import njit
 
 from scorebench.solvers import _unrolled_score_numba as unrolled
@@ -83,22 +84,12 @@ def _timed(fn):
     return time.perf_counter() - t0
 
 
+def _same_score(sg, su):
+    # both compute the same score: a few ulp apart (tests/solvers/test_unrolled_score.py)
+    scale = np.max(np.abs(sg))
+    assert np.max(np.abs(sg - su)) <= 64 * np.finfo(sg.dtype).eps * scale
+
+
 def test_lanes_score_summary(benchmark):
-    """Print ns per lane and the speed-up of the generated kernel for every group of this run
-    (a benchmark itself only so that ``--benchmark-only`` runs it; it times nothing)."""
-    if not RESULTS:
-        pytest.skip("run together with the benchmarks above")
-    benchmark.group = "summary"
-    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
-    table = {}
-    print()
-    print(f"{'group':<40} {'generic':>9} {'generated':>10} {'speed-up':>9}")
-    for group, rows in RESULTS.items():
-        if {"generic", "generated"} <= rows.keys():
-            (g, sg), (u, su) = rows["generic"], rows["generated"]
-            # both compute the same score: a few ulp apart (tests/solvers/test_unrolled_score.py)
-            scale = np.max(np.abs(sg))
-            assert np.max(np.abs(sg - su)) <= 64 * np.finfo(sg.dtype).eps * scale
-            print(f"{group:<40} {g:>8.1f}  {u:>9.1f}  {g / u:>8.2f}x")
-            table[group] = {"generic_ns": g, "generated_ns": u, "speedup": g / u}
-    benchmark.extra_info["table"] = table
+    """ns per lane and the generated kernel's speed-up for every group of this run."""
+    summarize(benchmark, RESULTS, "lane", _same_score)

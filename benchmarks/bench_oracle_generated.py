@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _side_by_side import summarize
+
 from scorebench.analytic import _unrolled_mixture_numba as generated
 from scorebench.analytic._mixture_numba import mixture_terms_numba
 from scorebench.analytic.sde import VPSDE
@@ -56,22 +58,12 @@ def test_oracle_kernel(benchmark, monkeypatch, d, K, impl):
     assert np.all(np.isfinite(out["score"])) and np.all(np.isfinite(out["laplacian"]))
 
 
+def _same_numbers(out_g, out_u):
+    for key in WANT:  # to 1e-12 of their scale
+        scale = np.max(np.abs(out_g[key]))
+        assert np.max(np.abs(out_g[key] - out_u[key])) <= 1e-12 * scale
+
+
 def test_oracle_kernel_summary(benchmark):
-    """Print ns per pair and the speed-up of the generated kernel for every group of this run
-    (a benchmark itself only so that ``--benchmark-only`` runs it; it times nothing)."""
-    if not RESULTS:
-        pytest.skip("run together with the benchmarks above")
-    benchmark.group = "summary"
-    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
-    table = {}
-    print()
-    print(f"{'group':<40} {'generic':>9} {'generated':>10} {'speed-up':>9}")
-    for group, rows in RESULTS.items():
-        if {"generic", "generated"} <= rows.keys():
-            (g, og), (u, ou) = rows["generic"], rows["generated"]
-            for key in WANT:  # the same numbers, to 1e-12 of their scale
-                scale = np.max(np.abs(og[key]))
-                assert np.max(np.abs(og[key] - ou[key])) <= 1e-12 * scale
-            print(f"{group:<40} {g:>8.2f}  {u:>9.2f}  {g / u:>8.2f}x")
-            table[group] = {"generic_ns": g, "generated_ns": u, "speedup": g / u}
-    benchmark.extra_info["table"] = table
+    """ns per pair and the generated kernel's speed-up for every group of this run."""
+    summarize(benchmark, RESULTS, "pair", _same_numbers)
