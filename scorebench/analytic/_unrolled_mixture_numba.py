@@ -146,13 +146,14 @@ def n_params(d: int) -> int:
 def constants(U, lam, mt, logw, a, s2):
     r"""The per-component constants at a common time, padded to a multiple of :data:`CHUNK`.
 
-    Row k holds :math:`U_k^\top` and :math:`V_k = -\sqrt2 W_k` (row-major), :math:`n_k =
+    Row k holds :math:`U_k^\top` and :math:`V_k = -\sqrt2\, \mathrm{diag}(\lambda_k^{-1/2})
+    U_k^\top` (row-major), :math:`n_k =
     -a U_k^\top \mu_k`, :math:`h_k = (2\lambda_k)^{-1/2}`, :math:`\kappa_k` and
     :math:`\mathrm{tr}\,C_k^{-1}`, so that :math:`y'_k = h_k \odot (U_k^\top x + n_k) =
     y_k/\sqrt2`, :math:`\ell_k = \kappa_k - |y'_k|^2` and :math:`g_k = V_k^\top y'_k`. The
     projection :math:`z = U_k^\top x - a U_k^\top\mu_k` is rounded as in the numpy reference
-    and the generic kernel; folding the scale into the matrix first (:math:`W_k x - c_k`) or
-    subtracting first (:math:`W_k (x - a\mu_k)`) moves the result away from theirs by up to
+    and the generic kernel; folding the scale into the matrix first or subtracting first
+    (:math:`x - a\mu_k`, then projecting) moves the result away from theirs by up to
     ~1e-9 relative where :math:`\lambda_k` is tiny (singular data at t = 1e-5, measured).
     Padding rows have :math:`\kappa = -\infty` and zeros elsewhere: their weight is exactly 0.
     ``mt`` holds the projected means :math:`U_k^\top \mu_k` (as the reference computes them).
@@ -177,7 +178,7 @@ def _fill_constants(U, lam, mt, logw, a, s2, P):
             tr += 1.0 / var
             for c in range(d):
                 P[k, r * d + c] = U[k, c, r]
-                P[k, d * d + r * d + c] = -r2 * isd * U[k, c, r]  # W_k = diag(var^-1/2) U_k^T
+                P[k, d * d + r * d + c] = -r2 * isd * U[k, c, r]  # V_k
             P[k, 2 * d * d + r] = -(a * mt[k, r])
             P[k, 2 * d * d + d + r] = isd / r2
         P[k, 2 * d * d + 2 * d] = logw[k] - 0.5 * logdet - 0.5 * d * _LOG_2PI
