@@ -81,6 +81,11 @@ def compile_group(name: str) -> None:
             oracle.score_and_laplacian(x, np.full(x.shape[0], 0.5))
             oracle.log_prob(x, 0.5)
             oracle.sample(8, 0.5, np.random.default_rng(2))
+    if name == "oracle":  # the generated kernels of the other small dimensions (1-5 s each)
+        from scorebench.analytic._unrolled_mixture_numba import MAX_D, block_function
+
+        for d in range(1, MAX_D + 1):
+            block_function(d)
 
 
 def _source_hash() -> str:
