@@ -67,7 +67,9 @@ class Case:
     """One workload at one size: implementations, the exact answer and the throughput unit.
 
     ``errors(values) -> (max, mean)`` absolute errors against the exact oracle;
-    ``items`` / wall time is the throughput in ``unit``.
+    ``items`` / wall time is the throughput in ``unit``. ``details(values) -> dict``, when
+    given, adds what else describes an output (a Monte Carlo standard error) to the row's
+    ``extra``; like ``errors`` it runs once per implementation, outside the timed calls.
     """
 
     workload: str
@@ -79,6 +81,7 @@ class Case:
     items: float
     unit: str
     target: float | None = None  # work-precision: the max error every family must reach
+    details: Callable[[Any], dict] | None = None
 
 
 @dataclass

@@ -95,7 +95,7 @@ def _fused(method):
     return fn, ""
 
 
-def _ours_fused(fn, method, oracle, x_T, steps, seed, omegas):
+def _ours_fused(fn, method, oracle, x_T, steps, seed):
     kw = {"snr": SNR, "n_corrector": 1, "norm": "batch"} if method == "pc" else {}
     grid = np.linspace(float(oracle.sde.T), EPS_SAMPLE, steps + 1)
     evals = 2 if method == "pc" else 1
@@ -105,25 +105,24 @@ def _ours_fused(fn, method, oracle, x_T, steps, seed, omegas):
 
     def run():
         x = call(x_T)
-        return Outcome(x, steps * evals, _work(oracle, x_T.shape[0], steps, evals),
-                       {"mc_se": _mc_se(x, omegas)})
+        return Outcome(x, steps * evals, _work(oracle, x_T.shape[0], steps, evals))
 
     return run, (lambda: call(x_T[:64]))
 
 
-def _ours_generic(method, oracle, x_T, steps, seed, omegas):
+def _ours_generic(method, oracle, x_T, steps, seed):
     def run():
         res = sample(oracle, oracle.sde, method=method, steps=steps, eps=EPS_SAMPLE, x_T=x_T,
                      rng=np.random.default_rng(seed), backend="numpy")
         return Outcome(res.x, res.nfe, _work(oracle, x_T.shape[0], steps, 2 if method == "pc" else 1),
-                       {"mc_se": _mc_se(res.x, omegas), "backend": res.backend})
+                       {"backend": res.backend})
     return run
 
 
-def _peer(fn, oracle, x_T, steps, seed, omegas, evals, **kw):
+def _peer(fn, oracle, x_T, steps, seed, evals, **kw):
     def run():
         x, nfe = fn(oracle, x_T, steps, EPS_SAMPLE, seed, **kw)
-        return Outcome(x, nfe, _work(oracle, x_T.shape[0], steps, evals), {"mc_se": _mc_se(x, omegas)})
+        return Outcome(x, nfe, _work(oracle, x_T.shape[0], steps, evals))
     return run
 
 
@@ -145,29 +144,29 @@ def sampling_cases(sizes, with_peers, profile, seed=0):
         if fn is None:
             impls.append(Impl(f"scorebench {method} fused numba", "scorebench", note=note))
         else:
-            run, warm = _ours_fused(fn, method, oracle, x_T, steps, seed, omegas)
+            run, warm = _ours_fused(fn, method, oracle, x_T, steps, seed)
             impls.append(Impl(f"scorebench {method} fused numba", "scorebench", run, warm))
-            run, warm = _ours_fused(fn, method, oracle, x_T.astype(np.float32), steps, seed,
-                                    omegas)
+            run, warm = _ours_fused(fn, method, oracle, x_T.astype(np.float32), steps, seed)
             impls.append(Impl(f"scorebench {method} fused numba float32", "scorebench", run,
                               warm))
         if profile != "quick":  # the generic driver: Python per step (minutes at full size)
             impls.append(Impl(f"scorebench {method} numpy (generic driver)", "scorebench",
-                              _ours_generic(method, oracle, x_T, steps, seed, omegas)))
+                              _ours_generic(method, oracle, x_T, steps, seed)))
         impls.append(Impl(f"plain torch {method.upper()} loop (float32)", "baseline",
-                          _peer(loop, oracle, x_T, steps, seed, omegas, evals, dtype=torch.float32)))
+                          _peer(loop, oracle, x_T, steps, seed, evals, dtype=torch.float32)))
         if profile == "full" or with_peers:
             impls.append(Impl(f"plain torch {method.upper()} loop (float64)", "peer",
-                              _peer(loop, oracle, x_T, steps, seed, omegas, evals)))
+                              _peer(loop, oracle, x_T, steps, seed, evals)))
         if method == "em" and with_peers:
             note = peers.peer_available("torchsde")
             impls.append(Impl("torchsde sdeint euler", "peer",
                               None if note else _peer(peers.torchsde_em, oracle, x_T, steps, seed,
-                                                      omegas, evals), note=note or ""))
+                                                      evals), note=note or ""))
         params = dict(N=n, d=oracle.d, K=oracle.K, steps=steps, eps=EPS_SAMPLE, sde="VP",
                       start="exact p_T", features=f"moments <= 2, char. fn at {_N_OMEGA} freqs")
         if method == "pc":
             params.update(snr=SNR, n_corrector=1, norm="batch")
         cases.append(Case(wl, f"sampling, {name}, {RING_LABEL}", params, impls, errors,
-                          "weak error of moments/char. fn vs p_eps", n, "samples/s"))
+                          "weak error of moments/char. fn vs p_eps", n, "samples/s",
+                          details=lambda x: {"mc_se": _mc_se(x, omegas)}))
     return cases

@@ -111,10 +111,12 @@ def run_case(case: Case, sizes, bounds, memory, progress=None) -> list:
                     impl.warmup()
                 first, out, peak = time_repeats(impl.run, 1, memory=memory)
                 max_err, mean_err = case.errors(out.values)
+                extra = out.extra if case.details is None else {**out.extra,
+                                                                **case.details(out.values)}
                 bound = bound_seconds(bounds, **out.work) if out.work else None
                 row.update(nfe=out.nfe, peak_mb=None if peak is None else peak / 2**20,
                            memory_method=memory.method, max_err=max_err, mean_err=mean_err,
-                           bound_s=bound, work=out.work, extra=out.extra)
+                           bound_s=bound, work=out.work, extra=extra)
                 calls = _calls_per_timing(first.times[0])
                 # a short call: its timings are bursts of calls (timeit's way), per call
                 row["calls_per_timing"] = calls

@@ -130,7 +130,7 @@ SIZES = {
     ),
     "quick": Sizes(
         repeats=3, budget_s=2.0, n_loglik=10_000, wp_n=2_000, wp_rtols=(1e-5, 1e-6, 1e-7),
-        n_loglik_16d=500, n_sample=10_000, sample_steps=100, n_kernel=20_000,
+        n_loglik_16d=500, n_sample=20_000, sample_steps=200, n_kernel=20_000,
         kernel_dims=(2, 16, 64), kernel_Ks=(8, 64), scale_N=(1_000, 10_000, 100_000),
         scale_chunk=50_000, scale_d=(2, 8, 32, 128), scale_d_n=5_000,
         scale_K=(1, 4, 16, 64, 256), scale_K_n=200_000, accuracy_rows=2_000,
