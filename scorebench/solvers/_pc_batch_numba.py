@@ -13,6 +13,13 @@ score evaluation is one parallel pass over the samples:
 
 Each pass evaluates the fused score once (one compiled copy). A last pass applies the final
 pending update.
+
+Between passes the state, the pending score and normals stay in the block layout of
+:mod:`._sampling_lanes_numba` -- (blocks, d, LANES), sample ``blk * LANES + b`` in lane ``b``
+-- so every pass streams contiguous lanes (SIMD loads, no transposes), and the normals come from
+the lane-vectorised Box–Muller pairs of :mod:`._lane_normals_numba` with the per-lane
+generators of the fused EM kernel (sample ``n`` draws from ``seed_stream(seed, n)``). Padding
+lanes of the last block repeat its last sample and never enter the norms or the output.
 """
 
 from __future__ import annotations
@@ -22,9 +29,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._numba_math import seed_stream, standard_normal
+from ._lane_normals_numba import lanes_normal_pairs
+from ._numba_math import seed_stream
 from ._numba_precision import like
-from ._sampling_lanes_numba import LANES, block_scratch, load_states, score_block, store_states
+from ._sampling_lanes_numba import LANES, block_scratch, score_block, store_states
 
 __all__ = ["pc_batch_driver"]
 
@@ -33,81 +41,78 @@ _CHUNKS = 32  # parallel tasks per pass; scratch is allocated once per task
 
 
 @njit(cache=True, fastmath=_FM, error_model="numpy")
-def _pass_chunk(x, c0, c1, mode, st, j, pend, coef, dW, zc, use_dw, rs, diag, shared, mT, W,
-                lamT, logw, unrolled, score_fn, G, Z, part):
+def _pass_chunk(XS, nlast, c0, c1, mode, st, j, pend, coef, dW, zc, use_dw, rs, diag, shared, mT,
+                W, lamT, logw, unrolled, score_fn, G, Z, part):
     """Blocks c0 .. c1 - 1 of one pass. mode 0: predictor; 1: corrector inputs; 2: update only.
 
-    ``pend`` > 0 is the pending corrector step size (batch norms); the update uses G and Z.
+    ``XS``, ``G``, ``Z`` (blocks, d, LANES) are the states, the pending scores and normals;
+    ``nlast`` the used lanes of the last block. ``pend`` > 0 is the pending corrector step size
+    (batch norms): the pass first moves every lane by ``pend G + sqrt(2 pend) Z``.
     """
-    N, d = x.shape
+    nblk, d, B = XS.shape
     K = mT.shape[1]
-    B = LANES
     # float64 or float32 (see fused_sampling_numba, "Precision")
-    Xb, SC, work, INV, U, P, C, TR, L = block_scratch(d, K, x.dtype)
-    noise_p = like(math.sqrt(2.0 * pend), Xb)
-    pend_d = like(pend, Xb)
+    _, SC, work, INV, U, P, C, TR, L = block_scratch(d, K, XS.dtype)
+    Zb = np.zeros((d + d % 2, B), XS.dtype)  # normals come in pairs: a spare row for odd d
+    noise_p = like(math.sqrt(2.0 * pend), XS)
+    pend_d = like(pend, XS)
     r = st if mode == 0 else st + 1
-    h, f, g2 = like(coef[st, 1], Xb), like(coef[st, 2], Xb), like(coef[st, 3], Xb)
-    g = like(math.sqrt(coef[st, 3]) if use_dw else math.sqrt(coef[st, 3] * abs(coef[st, 1])), Xb)
+    h, f, g2 = like(coef[st, 1], XS), like(coef[st, 2], XS), like(coef[st, 3], XS)
+    g = like(math.sqrt(coef[st, 3]) if use_dw else math.sqrt(coef[st, 3] * abs(coef[st, 1])), XS)
     for blk in range(c0, c1):
         lo = blk * B
-        nb = min(B, N - lo)
-        for b in range(B):
-            n = lo + min(b, nb - 1)
+        nb = nlast if blk == nblk - 1 else B
+        Xs = XS[blk]
+        if pend > 0.0:
+            Gs, Zs = G[blk], Z[blk]
             for i in range(d):
-                v = x[n, i]
-                if pend > 0.0:
-                    v += pend_d * G[n, i] + noise_p * Z[n, i]
-                Xb[i, b] = v
+                for b in range(B):
+                    Xs[i, b] += pend_d * Gs[i, b] + noise_p * Zs[i, b]
         if mode == 2:
+            continue
+        score_block(Xs, coef[r, 4], coef[r, 5], diag, shared, mT, W, lamT, logw, unrolled, score_fn,
+                    work, INV, C, TR, U, L, P, SC)
+        if use_dw:
             for b in range(nb):
                 for i in range(d):
-                    x[lo + b, i] = Xb[i, b]
+                    Zb[i, b] = dW[st, lo + b, i] if mode == 0 else zc[st, j, lo + b, i]
+        else:
+            for i in range(0, d, 2):
+                lanes_normal_pairs(rs[blk], Zb, i, nb)
+        if mode == 0:  # Euler-Maruyama predictor
+            for i in range(d):
+                for b in range(B):
+                    Xs[i, b] += h * (f * Xs[i, b] - g2 * SC[i, b]) + g * Zb[i, b]
             continue
-        score_block(Xb, coef[r, 4], coef[r, 5], diag, shared, mT, W, lamT, logw, unrolled, score_fn,
-                    work, INV, C, TR, U, L, P, SC)
+        Gs, Zs = G[blk], Z[blk]
+        gn, zn = work[0], work[1]
+        for b in range(B):
+            gn[b] = 0.0
+            zn[b] = 0.0
+        for i in range(d):
+            for b in range(B):
+                Gs[i, b] = SC[i, b]
+                Zs[i, b] = Zb[i, b]
+                gn[b] += SC[i, b] * SC[i, b]
+                zn[b] += Zb[i, b] * Zb[i, b]
         gsum = 0.0
         zsum = 0.0
-        gmin = np.inf
-        for b in range(nb):
-            n = lo + b
-            if not use_dw:
-                state = load_states(rs, n, False)
-            gg = 0.0
-            zz = 0.0
-            for i in range(d):
-                if use_dw:
-                    z = dW[st, n, i] if mode == 0 else zc[st, j, n, i]
-                else:
-                    z, state = standard_normal(state)
-                z = like(z, Xb)
-                if mode == 0:
-                    x[n, i] = Xb[i, b] + h * (f * Xb[i, b] - g2 * SC[i, b]) + g * z
-                else:
-                    x[n, i] = Xb[i, b]
-                    G[n, i] = SC[i, b]
-                    Z[n, i] = z
-                    gg += SC[i, b] * SC[i, b]
-                    zz += z * z
-            if not use_dw:
-                store_states(rs, n, False, state)
-            gn = math.sqrt(gg)
-            gsum += gn
-            zsum += math.sqrt(zz)
-            gmin = gn if gn < gmin else gmin
+        for b in range(nb):  # lane order
+            gsum += math.sqrt(gn[b])
+            zsum += math.sqrt(zn[b])
         part[blk, 0] = gsum
         part[blk, 1] = zsum
-        part[blk, 2] = gmin
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _pass(x, mode, st, j, pend, coef, dW, zc, use_dw, rs, diag, shared, mT, W, lamT, logw, unrolled,
-          score_fn, G, Z, part):
+def _pass(XS, nlast, mode, st, j, pend, coef, dW, zc, use_dw, rs, diag, shared, mT, W, lamT, logw,
+          unrolled, score_fn, G, Z, part):
     nblk = part.shape[0]
     per = (nblk + _CHUNKS - 1) // _CHUNKS
     for ch in prange(_CHUNKS):
-        _pass_chunk(x, ch * per, min(nblk, (ch + 1) * per), mode, st, j, pend, coef, dW, zc,
-                    use_dw, rs, diag, shared, mT, W, lamT, logw, unrolled, score_fn, G, Z, part)
+        _pass_chunk(XS, nlast, ch * per, min(nblk, (ch + 1) * per), mode, st, j, pend, coef, dW,
+                    zc, use_dw, rs, diag, shared, mT, W, lamT, logw, unrolled, score_fn, G, Z,
+                    part)
 
 
 @njit(cache=True, error_model="numpy")
@@ -116,14 +121,22 @@ def pc_batch_driver(x, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, sha
     """Run the whole grid in place on x (N, d); returns -1, or the step where the mean score
     norm was exactly zero (the step rule is undefined there)."""
     N, d = x.shape
-    nblk = (N + LANES - 1) // LANES
-    rs = np.empty((N, 4), dtype=np.uint64)
-    if not use_dw:
-        for n in range(N):
-            store_states(rs, n, False, seed_stream(seed, n))
-    G = np.empty((N, d), x.dtype)
-    Z = np.empty((N, d), x.dtype)
-    part = np.zeros((nblk, 3))
+    B = LANES
+    nblk = (N + B - 1) // B
+    nlast = N - (nblk - 1) * B
+    XS = np.empty((nblk, d, B), x.dtype)
+    rs = np.zeros((nblk, 4, B), dtype=np.uint64)
+    for blk in range(nblk):
+        lo = blk * B
+        for b in range(B):
+            n = lo + min(b, N - 1 - lo)  # padding lanes repeat the last sample
+            for i in range(d):
+                XS[blk, i, b] = x[n, i]
+            if not use_dw and lo + b < N:
+                store_states(rs[blk], b, True, seed_stream(seed, lo + b))
+    G = np.zeros((nblk, d, B), x.dtype)
+    Z = np.zeros((nblk, d, B), x.dtype)
+    part = np.zeros((nblk, 2))
     pend = 0.0
     # the modes as run-time ints: literal arguments made numba compile _pass and _pass_chunk
     # (the whole score inlined) once per literal, three times over; the first float64 call
@@ -131,12 +144,12 @@ def pc_batch_driver(x, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, sha
     zero = np.int64(n_corr - n_corr)
     predict, correct, update = zero, zero + 1, zero + 2
     for st in range(coef.shape[0] - 1):
-        _pass(x, predict, st, zero, pend, coef, dW, zc, use_dw, rs, diag, shared, mT, W, lamT,
-              logw, unrolled, score_fn, G, Z, part)
+        _pass(XS, nlast, predict, st, zero, pend, coef, dW, zc, use_dw, rs, diag, shared, mT, W,
+              lamT, logw, unrolled, score_fn, G, Z, part)
         pend = 0.0
         for j in range(n_corr):
-            _pass(x, correct, st, j, pend, coef, dW, zc, use_dw, rs, diag, shared, mT, W, lamT,
-                  logw, unrolled, score_fn, G, Z, part)
+            _pass(XS, nlast, correct, st, j, pend, coef, dW, zc, use_dw, rs, diag, shared, mT, W,
+                  lamT, logw, unrolled, score_fn, G, Z, part)
             gsum = 0.0
             zsum = 0.0
             for blk in range(nblk):  # fixed order
@@ -147,6 +160,11 @@ def pc_batch_driver(x, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, sha
             ratio = zsum / gsum
             pend = 2.0 * alpha[st] * snr * snr * ratio * ratio
     if pend > 0.0:
-        _pass(x, update, zero, zero, pend, coef, dW, zc, use_dw, rs, diag, shared, mT, W, lamT,
-              logw, unrolled, score_fn, G, Z, part)
+        _pass(XS, nlast, update, zero, zero, pend, coef, dW, zc, use_dw, rs, diag, shared, mT, W,
+              lamT, logw, unrolled, score_fn, G, Z, part)
+    for blk in range(nblk):
+        lo = blk * B
+        for b in range(min(B, N - lo)):
+            for i in range(d):
+                x[lo + b, i] = XS[blk, i, b]
     return -1
