@@ -73,8 +73,7 @@ def _rhs(tt, Y, out, code, params, diag, shared, mT, W, lamT, logw, work, INV, C
     """
     d = mT.shape[0]
     B = tt.shape[0]
-    F, G2, A, S2, tmp, M, S, LAP = (work[0], work[1], work[2], work[3], work[4], work[5],
-                                    work[6], work[7])
+    F, G2, A, S2, tmp, M, S, LAP = work  # eight (B,) arrays: no views made per call
     lanes_coeffs(code, params, tt, F, G2, A, S2)
     if unrolled:
         score_fn(array_ptr(Y), array_ptr(A), array_ptr(S2), array_ptr(mT), array_ptr(lamT),
@@ -103,7 +102,8 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
     Y = np.zeros((m, B))  # state at the lane's current time
     Yt = np.zeros((m, B))  # point of this pass's evaluation
     KS = np.zeros((7, m, B))
-    work = np.empty((8, B))
+    work = (np.empty(B), np.empty(B), np.empty(B), np.empty(B), np.empty(B), np.empty(B),
+            np.empty(B), np.empty(B))
     INV = np.empty((d, K, B))
     U = np.empty((d, K, B))
     P = np.empty((2, d, B))

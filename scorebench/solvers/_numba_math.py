@@ -35,7 +35,7 @@ from numba import njit
 from scorebench.analytic._numba_exp import f64_as_i64 as _f64_as_i64
 from scorebench.analytic._numba_exp import i64_as_f64 as _i64_as_f64
 
-__all__ = ["fast_exp", "fast_expm1", "fast_log", "seed_stream", "xoshiro_step", "next_u64",
+__all__ = ["fast_exp", "fast_exp_expm1", "fast_expm1", "fast_log", "seed_stream", "xoshiro_step", "next_u64",
            "uniform", "standard_normal", "ziggurat_tables"]
 
 
@@ -84,6 +84,14 @@ def fast_exp(x):
     """exp(x) for float64 x, branch-free (see the module docstring for range and accuracy)."""
     two_n, q = _exp_parts(x)
     return two_n * q + two_n
+
+
+@njit(cache=True, fastmath=_FM, inline="always")
+def fast_exp_expm1(x):
+    """``(exp(x), expm1(x))`` from one range reduction and polynomial: :func:`fast_exp` and
+    :func:`fast_expm1` of the same ``x`` at the cost of one."""
+    two_n, q = _exp_parts(x)
+    return two_n * q + two_n, two_n * q + (two_n - 1.0)
 
 
 @njit(cache=True, fastmath=_FM, inline="always")
