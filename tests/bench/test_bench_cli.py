@@ -165,7 +165,7 @@ def test_scaling_fits(run):
     for c in (d_curve, k_curve):
         assert c["status"] == "ok" and math.isfinite(c["fit"]["exponent"])
         assert max(c["max_err"]) < 1e-10
-    assert {t["target"][:3] for t in report["targets"]} >= {"(a)", "(c)", "(e)"}
+    assert {t["target"][:3] for t in report["targets"]} >= {"(a)", "(c)", "(d)", "(e)"}
 
 
 def test_chunked_likelihood_equals_one_batch():
