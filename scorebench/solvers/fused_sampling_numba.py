@@ -143,7 +143,7 @@ def em_sample_numba(oracle, x_T, grid, dW=None, seed=None):
     out = np.empty_like(x)
     em_kernel(x, coef, np.ones(g.size), dW, np.zeros((1, 1, 1, 1)), use_dw, np.uint64(seed), 0,
               1.0, lay.diag, lay.shared, lay.mT, lay.W, lay.lamT, lay.logw,
-              *score_args(lay, x.dtype, False), out)
+              *score_args(lay, x.dtype, False, common_time=True), out)
     return out
 
 
@@ -197,12 +197,12 @@ def pc_sample_numba(oracle, x_T, grid, snr=0.16, n_corrector=1, norm="batch", al
         out = np.empty_like(x)
         bad = em_kernel(x, coef, alpha, dW, z, use_dw, np.uint64(seed), int(n_corrector),
                         float(snr), lay.diag, lay.shared, lay.mT, lay.W, lay.lamT, lay.logw,
-                        *score_args(lay, x.dtype, False), out)
+                        *score_args(lay, x.dtype, False, common_time=True), out)
         bad, x = (0 if bad > 0 else -1), out
     else:
         bad = pc_batch_driver(x, coef, alpha, dW, z, use_dw, np.uint64(seed), int(n_corrector),
                               float(snr), lay.diag, lay.shared, lay.mT, lay.W, lay.lamT,
-                              lay.logw, *score_args(lay, x.dtype, False))
+                              lay.logw, *score_args(lay, x.dtype, False, common_time=True))
     if bad >= 0:
         raise SolverError(
             "pc (numba): the score is exactly zero at a corrector step (for every sample with "

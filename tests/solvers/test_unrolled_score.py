@@ -44,11 +44,18 @@ def _block(d, K, dt, B, seed):
     return [np.ascontiguousarray(v, dtype=dt) for v in (X, A, S2, mT, lamT, logw)]
 
 
+@pytest.mark.parametrize("common_time", [False, True])
 @pytest.mark.parametrize("dt", [np.float64, np.float32])
 @pytest.mark.parametrize("d, K", [(1, 1), (1, 5), (2, 8), (3, 16), (8, 8)])
-def test_generated_score_matches_the_generic_lanes_kernel(d, K, dt):
+def test_generated_score_matches_the_generic_lanes_kernel(d, K, dt, common_time):
     B = 67  # not a multiple of the SIMD width: the loop's remainder is exercised too
     X, A, S2, mT, lamT, logw = _block(d, K, dt, B, seed=10 * d + K)
+    if common_time:  # the samplers' variant: every lane at lane 0's time, the rest not read
+        A[:], S2[:] = A[0], S2[0]
+        A_in, S2_in = A.copy(), S2.copy()
+        A_in[1:], S2_in[1:] = np.nan, np.nan
+    else:
+        A_in, S2_in = A, S2
     L, M, S = np.empty((K, B), dt), np.empty(B, dt), np.empty(B, dt)
     P1, P2 = np.empty((d, B), dt), np.empty((d, B), dt)
     eps = np.finfo(dt).eps
@@ -57,14 +64,16 @@ def test_generated_score_matches_the_generic_lanes_kernel(d, K, dt):
         lanes_score_diag_shared(X, A, S2, mT, lamT, logw, want_lap, L, M, S, P1, P2, sc_ref,
                                 lap_ref)
         sc, lap = np.full((d, B), np.nan, dt), np.full(B, np.nan, dt)
-        _call(unrolled.score_function(d, K, dt, want_lap), X, A, S2, mT, lamT, logw, sc, lap)
+        _call(unrolled.score_function(d, K, dt, want_lap, common_time), X, A_in, S2_in, mT,
+              lamT, logw, sc, lap)
         assert sc.dtype == dt
         # same sums in another order: each entry within 64 ulp of the block's largest score
-        # (measured: 4 ulp)
+        # (measured: 4 ulp; 16 ulp with common_time, whose log-weights drop the common
+        # h|x|^2 and so round relative to |beta_k| + sum_i |u_i mu_ki|, see its docstring)
         assert np.max(np.abs(sc - sc_ref)) <= 64 * eps * np.max(np.abs(sc_ref))
         if want_lap:
             # Laplacian = sum_i (q_i - v_i - s_i^2), q_i >= 0: 64 d ulp of the size of its terms
-            # in each lane (measured: 8 ulp)
+            # in each lane (measured: 8 ulp; 23 d ulp with common_time)
             v = 1.0 / (A[None, :] * A[None, :] * lamT[:, :1] + S2[None, :])
             neg = (v + sc_ref * sc_ref).sum(axis=0)
             size = np.abs(lap_ref + neg) + neg
