@@ -95,11 +95,14 @@ def _pass_chunk(XS, nlast, c0, c1, mode, st, j, pend, coef, dW, zc, use_dw, rs, 
                 Zs[i, b] = Zb[i, b]
                 gn[b] += SC[i, b] * SC[i, b]
                 zn[b] += Zb[i, b] * Zb[i, b]
+        for b in range(B):  # SIMD square roots, then a sum in lane order
+            gn[b] = math.sqrt(gn[b])
+            zn[b] = math.sqrt(zn[b])
         gsum = 0.0
         zsum = 0.0
-        for b in range(nb):  # lane order
-            gsum += math.sqrt(gn[b])
-            zsum += math.sqrt(zn[b])
+        for b in range(nb):
+            gsum += gn[b]
+            zsum += zn[b]
         part[blk, 0] = gsum
         part[blk, 1] = zsum
 
