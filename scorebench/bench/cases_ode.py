@@ -3,7 +3,9 @@ r"""Likelihood workloads: (a) the ring, its work–precision sweep, (b) 16-D, an
 Every implementation gets the same points ``x ~ p_eps`` (exact samples), the same exact score
 and the same prior, the oracle's exact :math:`\log p_T` (so the prior mismatch of the default
 N(0, I) prior is not part of anyone's error), and is scored by :math:`|\log \hat p - \log
-p_\varepsilon(x)|` against the oracle's exact log-density.
+p_\varepsilon(x)|` against the oracle's exact log-density. The float32 rows get the same points
+rounded to float32 (a change of log p_eps below 1e-5 here) and are scored against the float64
+exact values.
 
 Work behind the bound: ``evals * K`` exponentials and ``evals * K * c_d`` projection flops
 (:mod:`.workloads`), with ``evals`` the per-sample right-hand-side evaluations summed over the
@@ -104,6 +106,7 @@ def likelihood_cases(sizes, with_peers, seed=0):
     """Cases (a) (the ring) and (b) (16-D, exact and Hutchinson)."""
     oracle, x, exact = _setup(ring8(), sizes.n_loglik, seed)
     impls = [_ours_impl("scorebench rk45 fused numba", oracle, x, TOL),
+             _ours_impl("scorebench rk45 fused numba float32", oracle, x.astype(np.float32), TOL),
              _ours_impl("scorebench rk45 numpy (generic driver)", oracle, x, TOL, backend="numpy")]
     cases = [_case("a", f"log-likelihood, {RING_LABEL}, exact divergence", oracle, x, exact,
                    impls + _peer_impls(oracle, x, TOL, with_peers), rtol=TOL, atol=TOL)]
@@ -128,6 +131,8 @@ def work_precision_case(sizes, with_peers, seed=0):
     for rtol in sizes.wp_rtols:
         tag = f" (rtol={rtol:g})"
         impls.append(_ours_impl("scorebench rk45 fused numba" + tag, oracle, x, rtol))
+        impls.append(_ours_impl("scorebench rk45 fused numba float32" + tag, oracle,
+                                x.astype(np.float32), rtol))
         impls += _peer_impls(oracle, x, rtol, with_peers, suffix=tag)
     case = _case("a", f"work-precision, {RING_LABEL} (time to max error 1e-3)", oracle, x, exact,
                  impls, rtols=list(sizes.wp_rtols))

@@ -20,6 +20,7 @@ from numba import njit, prange
 
 from ._mixture_lanes_numba import lanes_score, lanes_score_diag_shared, lanes_time_setup
 from ._numba_math import fast_exp, fast_log
+from ._numba_precision import like
 from ._sde_coeffs_numba import lanes_coeffs
 from ._unrolled_score_numba import array_ptr
 
@@ -69,47 +70,64 @@ def _rhs(tt, Y, out, code, params, diag, shared, mT, W, lamT, logw, work, INV, C
     """out (m, B) = (v, div v) at the lanes' points Y[:d] (m, B) and times tt (B,).
 
     With ``unrolled`` the score and Laplacian come from ``score_fn``, the generated
-    :mod:`._unrolled_score_numba` function for this (d, K).
+    :mod:`._unrolled_score_numba` function for this (d, K). The SDE coefficients are computed
+    in float64 (times are float64) and rounded once to the state's dtype.
     """
     d = mT.shape[0]
     B = tt.shape[0]
-    F, G2, A, S2, tmp, M, S, LAP = work  # eight (B,) arrays: no views made per call
+    # twelve (B,) arrays, no views made per call: float64 coefficients, the same in the state's
+    # dtype, scratch
+    F, G2, A, S2, Fd, G2d, Ad, S2d, tmp, M, S, LAP = work
     lanes_coeffs(code, params, tt, F, G2, A, S2)
+    for b in range(B):  # at most three arrays written per SIMD loop
+        Ad[b] = like(A[b], Y)
+        S2d[b] = like(S2[b], Y)
+    for b in range(B):
+        Fd[b] = like(F[b], Y)
+        G2d[b] = like(0.5 * G2[b], Y)
     if unrolled:
-        score_fn(array_ptr(Y), array_ptr(A), array_ptr(S2), array_ptr(mT), array_ptr(lamT),
+        score_fn(array_ptr(Y), array_ptr(Ad), array_ptr(S2d), array_ptr(mT), array_ptr(lamT),
                  array_ptr(logw), array_ptr(out), array_ptr(LAP), B)
     elif diag and shared:
-        lanes_score_diag_shared(Y, A, S2, mT, lamT, logw, True, L, M, S, P[0], P[1], out, LAP)
+        lanes_score_diag_shared(Y, Ad, S2d, mT, lamT, logw, True, L, M, S, P[0], P[1], out, LAP)
     else:
-        lanes_time_setup(A, S2, lamT, logw, shared, INV, C, TR, tmp)
-        lanes_score(Y, A, diag, mT, W, INV, C, TR, True, U, L, M, S, out, LAP)
+        lanes_time_setup(Ad, S2d, lamT, logw, shared, INV, C, TR, tmp)
+        lanes_score(Y, Ad, diag, mT, W, INV, C, TR, True, U, L, M, S, out, LAP)
     for i in range(d):
         for b in range(B):
-            out[i, b] = F[b] * Y[i, b] - 0.5 * G2[b] * out[i, b]
+            out[i, b] = Fd[b] * Y[i, b] - G2d[b] * out[i, b]
+    dd = like(d, Y)
     for b in range(B):
-        out[d, b] = d * F[b] - 0.5 * G2[b] * LAP[b]
+        out[d, b] = dd * Fd[b] - G2d[b] * LAP[b]
 
 
 @njit(cache=True, fastmath=_FM, error_model="numpy")
 def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, unrolled,
                  score_fn, rtol, atol, first_step, max_steps, xT, delta, nfe, nacc, nrej, status):
-    """Integrate samples n0 .. n1 - 1 of X (N, d), LANES at a time (see the module docstring)."""
+    """Integrate samples n0 .. n1 - 1 of X (N, d), LANES at a time (see the module docstring).
+
+    The state, the stages and the score run in X's dtype (float64 or float32); times, step
+    sizes, the error norm and the controller in float64.
+    """
     d, K = mT.shape
     m = d + 1
     B = LANES
     T = params[2]
     interval = T - eps
-    Y = np.zeros((m, B))  # state at the lane's current time
-    Yt = np.zeros((m, B))  # point of this pass's evaluation
-    KS = np.zeros((7, m, B))
-    work = (np.empty(B), np.empty(B), np.empty(B), np.empty(B), np.empty(B), np.empty(B),
-            np.empty(B), np.empty(B))
-    INV = np.empty((d, K, B))
-    U = np.empty((d, K, B))
-    P = np.empty((2, d, B))
-    C = np.empty((K, B))
-    TR = np.empty((K, B))
-    L = np.empty((K, B))
+    dt = X.dtype
+    Y = np.zeros((m, B), dt)  # state at the lane's current time
+    Yt = np.zeros((m, B), dt)  # point of this pass's evaluation
+    KS = np.zeros((7, m, B), dt)
+    work = (np.empty(B), np.empty(B), np.empty(B), np.empty(B), np.empty(B, dt),
+            np.empty(B, dt), np.empty(B, dt), np.empty(B, dt), np.empty(B, dt), np.empty(B, dt),
+            np.empty(B, dt), np.empty(B, dt))
+    INV = np.empty((d, K, B), dt)
+    U = np.empty((d, K, B), dt)
+    P = np.empty((2, d, B), dt)
+    C = np.empty((K, B), dt)
+    TR = np.empty((K, B), dt)
+    L = np.empty((K, B), dt)
+    hsd = np.zeros(B, dt)  # the step in the state's dtype, for the stage inputs
     tt = np.empty(B)
     ERR = np.empty(B)
     POW = np.empty(B)
@@ -176,6 +194,8 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
             busy = busy or idx[b] >= 0
         if not busy:
             break
+        for b in range(B):
+            hsd[b] = like(hs[b], Y)
         # ---- the six stages, all lanes in lockstep (SIMD over lanes); idle lanes have hs = 0
         for s in range(1, 7):
             for b in range(B):
@@ -184,9 +204,9 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
                 for b in range(B):
                     Yt[i, b] = Y[i, b]
                 for j in range(s):
-                    a_sj = _DP_A[s, j]
+                    a_sj = like(_DP_A[s, j], Y)
                     for b in range(B):
-                        Yt[i, b] += hs[b] * a_sj * KS[j, i, b]
+                        Yt[i, b] += hsd[b] * a_sj * KS[j, i, b]
             if s <= 2:  # lanes starting a sample: f(eps, y0), then Hairer's f(eps + h0, ...)
                 for b in range(B):
                     if init[b] and idx[b] >= 0:

@@ -59,7 +59,7 @@ import numba
 import numpy as np
 
 from ._dopri5_lanes_numba import OK, STEP_TOO_SMALL, TOO_MANY_STEPS, loglik_kernel
-from ._mixture_lanes_numba import mixture_layout
+from ._mixture_lanes_numba import layout_as, mixture_layout
 from ._sde_coeffs_numba import sde_to_params
 from ._unrolled_score_numba import score_args
 
@@ -112,7 +112,10 @@ def dopri5_loglik_numba(oracle, x, eps=1e-5, rtol=1e-5, atol=1e-5, prior="defaul
     oracle : MixtureOracle
         Exact mixture oracle on a ``VPSDE``, ``SubVPSDE`` or ``VESDE`` (see :func:`supports`).
     x : ndarray, shape (N, d)
-        Points at time ``eps`` (float64, finite).
+        Points at time ``eps`` (finite). float32 points run the float32 kernel: state, stages,
+        score and divergence in float32, times, step sizes, SDE coefficients and the step
+        control in float64 (see :mod:`._dopri5_lanes_numba`); any other float dtype runs in
+        float64.
     eps : float
         Start time, ``0 < eps < T``.
     rtol, atol : float
@@ -145,7 +148,8 @@ def dopri5_loglik_numba(oracle, x, eps=1e-5, rtol=1e-5, atol=1e-5, prior="defaul
         )
     if not isinstance(x, np.ndarray):
         raise TypeError(f"x: expected a numpy array, got {type(x).__name__}")
-    x = np.ascontiguousarray(check_points(x, oracle.d), dtype=np.float64)
+    dtype = np.float32 if x.dtype == np.float32 else np.float64
+    x = np.ascontiguousarray(check_points(x, oracle.d), dtype=dtype)
     T = float(oracle.sde.T)
     eps = _positive(eps, "eps")
     if not eps < T:
@@ -159,14 +163,14 @@ def dopri5_loglik_numba(oracle, x, eps=1e-5, rtol=1e-5, atol=1e-5, prior="defaul
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
         raise ValueError(f"max_steps: expected an int >= 1, got {max_steps!r}")
     code, params = sde_to_params(oracle.sde)
-    lay = mixture_layout(oracle.mix)
+    lay = layout_as(mixture_layout(oracle.mix), dtype)
     N, d = x.shape
     delta, xT = np.empty(N), np.empty((N, d))
     nfe = np.empty(N, dtype=np.int64)
     nacc, nrej = np.empty(N, dtype=np.int64), np.empty(N, dtype=np.int64)
     status = np.empty(N, dtype=np.int8)
     loglik_kernel(x, eps, code, params, lay.diag, lay.shared, lay.mT, lay.W, lay.lamT, lay.logw,
-                  *score_args(lay, np.float64, True), rtol, atol, h0, int(max_steps),
+                  *score_args(lay, dtype, True), rtol, atol, h0, int(max_steps),
                   numba.get_num_threads(), xT, delta, nfe, nacc, nrej, status)
     ok = status == OK
     prior_lp = np.full(N, np.nan)

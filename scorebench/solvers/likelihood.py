@@ -201,7 +201,7 @@ def _fast_path(model, sde, method, divergence, backend):
     -------
     callable or None
         ``run(x, eps, T, rtol, atol) -> (x_T, delta_logp, nfe, n_accepted, n_rejected)`` on
-        float64 numpy arrays (``nfe``: the largest per-sample count of right-hand-side
+        float64 or float32 numpy arrays (``nfe``: the largest per-sample count of right-hand-side
         evaluations, what a batch in lockstep would need). The prior is applied by the caller.
     """
     if backend not in ("auto", "numba") or divergence != "exact" or method != "rk45":
@@ -373,7 +373,9 @@ def log_likelihood(
             "model, method='rk45', divergence='exact' and a numpy x"
         )
     if fast is not None and not is_torch(x):
-        x_T, delta, nfe, n_acc, n_rej = fast(np.asarray(x, dtype=np.float64), eps, T, rtol, atol)
+        xn = np.asarray(x)  # float32 runs the float32 kernel, any other float dtype float64
+        xn = xn if xn.dtype == np.float32 else xn.astype(np.float64, copy=False)
+        x_T, delta, nfe, n_acc, n_rej = fast(xn, eps, T, rtol, atol)
         used = "numba"
     else:
         used = backend if backend in ("numpy", "torch") else ("torch" if is_torch(x) else "numpy")

@@ -74,9 +74,9 @@ def compile_group(name: str) -> None:
                 pc_sample_numba(oracle, xd, grid, seed=1, norm="sample")
             elif name == "pc":
                 pc_sample_numba(oracle, xd, grid, seed=1)
-        if name == "likelihood":
-            dopri5_loglik_numba(oracle, x, 1e-3)
-        elif name == "oracle":  # common time: the generated kernel (d <= 4); per point: generic
+            elif name == "likelihood":
+                dopri5_loglik_numba(oracle, xd, 1e-3)
+        if name == "oracle":  # common time: the generated kernel (d <= 4); per point: generic
             oracle.score_and_laplacian(x, 0.5)
             oracle.score_and_laplacian(x, np.full(x.shape[0], 0.5))
             oracle.log_prob(x, 0.5)
