@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import carray, njit, prange
+from numba import njit, prange
 
+from ._bare_arrays_numba import bare, touch
 from ._mixture_lanes_numba import lanes_score, lanes_score_diag_shared, lanes_time_setup
 from ._numba_math import fast_exp, fast_log
 from ._numba_precision import like
@@ -56,20 +57,6 @@ def _lo(a, b):
 @njit(cache=True, error_model="numpy", inline="always")
 def _hi(a, b):
     return a if a > b else b
-
-
-@njit(cache=True, inline="always")
-def _bare(a):
-    """``a`` (C-contiguous) as an array without a meminfo: no reference counting; the caller
-    keeps ``a`` alive."""
-    return carray(array_ptr(a), a.shape)
-
-
-@njit(cache=True)
-def _touch(keep):
-    """A use of ``keep`` after the hot loop, so that the arrays behind the bare aliases live
-    until then."""
-    return len(keep)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -159,19 +146,17 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
     na = np.zeros(B, dtype=np.int64)
     nr = np.zeros(B, dtype=np.int64)
     ev = np.zeros(B, dtype=np.int64)
-    # Bare aliases (numba.carray over the same memory, no meminfo) of every array the hot loop
-    # hands to a function: a numba callee increfs and decrefs each array argument, an atomic
-    # operation apiece, ~60 per right-hand-side evaluation here (a quarter of the float32
-    # kernel's time, measured with perf); on a bare array both are a null test. The owning
-    # arrays stay referenced by ``keep`` until after the loop.
+    # bare aliases (._bare_arrays_numba) of every array the hot loop hands to a function: ~60
+    # atomic reference-count updates per right-hand-side evaluation otherwise (a quarter of
+    # the float32 kernel's time); the owners stay referenced by ``keep`` until after the loop
     keep = (Y, Yt, KS, work, INV, U, P, C, TR, L, tt)
-    Y, Yt, KS, INV, U, P, C, TR, L = (_bare(Y), _bare(Yt), _bare(KS), _bare(INV), _bare(U),
-                                      _bare(P), _bare(C), _bare(TR), _bare(L))
-    tt, params, mT, W, lamT, logw = (_bare(tt), _bare(params), _bare(mT), _bare(W),
-                                     _bare(lamT), _bare(logw))
-    work = (_bare(work[0]), _bare(work[1]), _bare(work[2]), _bare(work[3]), _bare(work[4]),
-            _bare(work[5]), _bare(work[6]), _bare(work[7]), _bare(work[8]), _bare(work[9]),
-            _bare(work[10]), _bare(work[11]))
+    Y, Yt, KS, INV, U, P, C, TR, L = (bare(Y), bare(Yt), bare(KS), bare(INV), bare(U),
+                                      bare(P), bare(C), bare(TR), bare(L))
+    tt, params, mT, W, lamT, logw = (bare(tt), bare(params), bare(mT), bare(W),
+                                     bare(lamT), bare(logw))
+    work = (bare(work[0]), bare(work[1]), bare(work[2]), bare(work[3]), bare(work[4]),
+            bare(work[5]), bare(work[6]), bare(work[7]), bare(work[8]), bare(work[9]),
+            bare(work[10]), bare(work[11]))
     nxt = n0
     while True:
         # ---- start of an attempt, lane by lane: scipy's RK45._step_impl up to the stages
@@ -301,7 +286,7 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
                 habs[b] *= _hi(MIN_FACTOR, POW[b]) if err < np.inf else MIN_FACTOR
                 rejected[b] = True
                 nr[b] += 1
-    _touch(keep)
+    touch(keep)
 
 
 @njit(cache=True, fastmath=_FM, error_model="numpy", inline="always")

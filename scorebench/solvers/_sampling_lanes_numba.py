@@ -16,6 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._mixture_lanes_numba import lanes_score, lanes_score_diag_shared, lanes_time_setup
+from ._bare_arrays_numba import bare, touch
 from ._lane_normals_numba import lanes_normal_pairs
 from ._numba_math import seed_stream
 from ._numba_precision import like
@@ -88,6 +89,13 @@ def _em_block(x, lo, nb, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, s
     Xb, SC, work, INV, U, P, C, TR, L = block_scratch(d, K, x.dtype)
     Zb = np.zeros((d + d % 2, B), x.dtype)  # normals come in pairs: a spare row for odd d
     rs = np.empty((4, B), dtype=np.uint64)
+    # bare aliases of what the step loop hands to functions (._bare_arrays_numba: 16-23 % of
+    # the kernel's time went to reference counting before); owners live in ``keep``
+    keep = (Xb, SC, work, INV, U, P, C, TR, L, Zb, rs)
+    Xb, SC, work, INV, U, P, C, TR, L, Zb, rs = (bare(Xb), bare(SC), bare(work), bare(INV),
+                                                bare(U), bare(P), bare(C), bare(TR), bare(L),
+                                                bare(Zb), bare(rs))
+    mT, W, lamT, logw = bare(mT), bare(W), bare(lamT), bare(logw)
     zero = 0
     for b in range(B):
         n = lo + min(b, nb - 1)  # padding lanes repeat the block's last point
@@ -131,6 +139,7 @@ def _em_block(x, lo, nb, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, s
     for b in range(nb):
         for i in range(d):
             out[lo + b, i] = Xb[i, b]
+    touch(keep)
     return zero
 
 
