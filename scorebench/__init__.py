@@ -11,12 +11,19 @@ instead, which was measured to cost 1.5x on the batch-norm PC sampler (two paral
 step) and 2x on a torch loop with 2 threads. A spin of 20,000 iterations (~0.2 ms) keeps threads
 awake between back-to-back regions and idle ones off the cores soon after: PC 110 -> 73 ms
 (10,000 samples, 100 steps), torch EM loop 198 -> 96 ms, no cross-runtime slowdown measured.
+
+For the same reason it sets ``OPENBLAS_THREAD_TIMEOUT=16`` (unless set; read when numpy's
+OpenBLAS loads, so it applies when scorebench is imported before numpy, as in the ``scorebench``
+command): OpenBLAS's idle threads spin 2^28 iterations (~0.1-0.3 s) after each threaded BLAS
+call by default, and a numba kernel called in that window ran 1.6x slower (d = 16 mixture
+score, 2 cores: 5.3 ms against 3.4 ms after a numpy matrix product; 3.5 ms with 2^16).
 """
 
 import os as _os
 
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _os.environ.setdefault("GOMP_SPINCOUNT", "20000")  # libgomp: used even with PASSIVE
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")  # OpenBLAS: spin 2^16, then sleep
 
 from .analytic import SDE as SDE
 from .analytic import VESDE as VESDE

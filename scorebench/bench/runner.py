@@ -57,8 +57,13 @@ def passive_openmp() -> dict:
     before = loaded()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("GOMP_SPINCOUNT", "20000")  # short spin: see scorebench/__init__.py
+    # OpenBLAS's idle threads: the same starvation after every numpy peer's threaded BLAS call
+    # (read when numpy loads: set by scorebench/__init__.py before that, recorded here)
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
     return {"OMP_WAIT_POLICY": os.environ["OMP_WAIT_POLICY"],
-            "GOMP_SPINCOUNT": os.environ["GOMP_SPINCOUNT"], "openmp_loaded_before": before}
+            "GOMP_SPINCOUNT": os.environ["GOMP_SPINCOUNT"],
+            "OPENBLAS_THREAD_TIMEOUT": os.environ["OPENBLAS_THREAD_TIMEOUT"],
+            "openmp_loaded_before": before}
 
 
 def choose_torch_threads() -> dict:
