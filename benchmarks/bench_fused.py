@@ -74,6 +74,7 @@ def _record(benchmark, group, impl, seconds, bound, **info):
 # ----------------------------------------------------------------------------- (a) likelihood
 LIK_GROUP = "a: loglik ring8 N=10000"
 LIK_ROWS = [("fused-numba", 2e-5), ("fused-numba", 1e-5), ("fused-numba", 1e-6),
+            ("fused-numba-float32", 1e-5), ("fused-numba-float32", 1e-6),
             ("scipy-rk45", 1e-5), ("scipy-rk45", 3e-6), ("scipy-rk45", 1e-6), ("scipy-rk45", 1e-7),
             ("torchdiffeq-dopri5", 1e-5), ("torchdiffeq-dopri5", 3e-6),
             ("torchdiffeq-dopri5", 1e-6), ("torchdiffeq-dopri5", 1e-7)]
@@ -88,9 +89,12 @@ def lik():
 def test_loglik(benchmark, rates, lik, impl, tol):
     oracle, x, exact, eps = lik
     torch.set_num_threads(numba.get_num_threads())
-    if impl == "fused-numba":
+    if impl.startswith("fused-numba"):
+        # float32: the same points rounded to float32, scored against the float64 exact values
+        xi = x.astype(np.float32) if impl.endswith("float32") else x
+
         def fn():
-            r = dopri5_loglik_numba(oracle, x, eps, tol, tol, prior="exact")
+            r = dopri5_loglik_numba(oracle, xi, eps, tol, tol, prior="exact")
             return r.logp, float(r.nfe.mean())
         rounds = 5
     elif impl == "scipy-rk45":
