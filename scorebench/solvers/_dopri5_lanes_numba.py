@@ -18,6 +18,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from scorebench.analytic._numba_exp import f64_as_i64, i64_as_f64
+
 from ._bare_arrays_numba import bare, touch
 from ._mixture_lanes_numba import lanes_score, lanes_score_diag_shared, lanes_time_setup
 from ._numba_math import fast_exp, fast_log
@@ -57,6 +59,13 @@ def _lo(a, b):
 @njit(cache=True, error_model="numpy", inline="always")
 def _hi(a, b):
     return a if a > b else b
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _next_up(t):
+    """``np.nextafter(t, inf)`` for a finite ``t >= 0`` (times here are >= eps > 0): the next
+    float64 is one more in the bit pattern. Exact, without libm's call (~1 % of the kernel)."""
+    return i64_as_f64(f64_as_i64(t) + 1)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -183,7 +192,7 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
                 st = OK
                 if new_step[b]:
                     t = tcur[b]
-                    min_step[b] = 10.0 * abs(np.nextafter(t, np.inf) - t)
+                    min_step[b] = 10.0 * (_next_up(t) - t)
                     if habs[b] < min_step[b]:
                         habs[b] = min_step[b]
                     rejected[b] = False
