@@ -151,7 +151,7 @@ def _err_pow(err):
     return SAFETY * fast_exp(_EXPONENT * fast_log(err))
 
 
-@njit(cache=True, fastmath=_FM, error_model="numpy")
+@njit(cache=True, fastmath=_FM, error_model="numpy", inline="always")
 def _rhs(tt, Y, out, code, params, diag, shared, mT, W, lamT, logw, work, INV, C, TR, U, L,
          P, unrolled, score_fn):
     """out (m, B) = (v, div v) at the lanes' points Y[:d] (m, B) and times tt (B,).

@@ -82,7 +82,7 @@ def sde_coeffs(code, params, t):
     return f, beta * (-math.expm1(-2.0 * B)), a, math.expm1(-B) ** 2
 
 
-@njit(cache=True, fastmath={"contract"}, error_model="numpy")
+@njit(cache=True, fastmath={"contract"}, error_model="numpy", inline="always")
 def lanes_coeffs(code, params, t, F, G2, A, S2):
     """:func:`sde_coeffs` for every entry of ``t`` (B,) into ``F, G2, A, S2`` (B,), vectorisable.
 
