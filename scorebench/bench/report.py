@@ -195,7 +195,8 @@ def _markdown(report, figures) -> str:
              f"{env['torch_threads']['threads']}, OMP_WAIT_POLICY="
              f"{env.get('openmp', {}).get('OMP_WAIT_POLICY')}, GOMP_SPINCOUNT="
              f"{env.get('openmp', {}).get('GOMP_SPINCOUNT')}, OPENBLAS_THREAD_TIMEOUT="
-             f"{env.get('openmp', {}).get('OPENBLAS_THREAD_TIMEOUT')}; load average at start {env['loadavg_start']}, "
+             f"{env.get('openmp', {}).get('OPENBLAS_THREAD_TIMEOUT')}; "
+             f"load average at start {env['loadavg_start']}, "
              f"at end {env.get('loadavg_end')} (the machine may be shared: ratios within the run "
              "are the figures to trust).", "",
              "## The limit of this machine (measured in this run)", "",

@@ -35,8 +35,8 @@ from numba import njit
 from scorebench.analytic._numba_exp import f64_as_i64 as _f64_as_i64
 from scorebench.analytic._numba_exp import i64_as_f64 as _i64_as_f64
 
-__all__ = ["fast_exp", "fast_exp_expm1", "fast_expm1", "fast_log", "seed_stream", "xoshiro_step", "next_u64",
-           "uniform", "standard_normal", "ziggurat_tables"]
+__all__ = ["fast_exp", "fast_exp_expm1", "fast_expm1", "fast_log", "seed_stream", "xoshiro_step",
+           "next_u64", "uniform", "standard_normal", "ziggurat_tables"]
 
 
 _LOG2E = 1.4426950408889634
