@@ -284,7 +284,12 @@ def log_likelihood(
     Parameters
     ----------
     x : ndarray or Tensor, shape (N, d)
-        Points at time ``eps`` (finite floats). numpy in -> numpy out, torch in -> torch out.
+        Points at time ``eps`` (finite floats). numpy in -> numpy out, torch in -> torch out,
+        in the input's dtype. On the fused numba path a float32 array runs the float32 kernel
+        (state, stages and score in float32; times, steps and step control in float64; its
+        error against the exact density is the float64 kernel's at the tolerances that matter,
+        rtol >= 1e-6 — see :mod:`scorebench.solvers.fused_likelihood_numba`); any other float
+        dtype runs in float64.
     model : score model
         A callable ``score(x, t)``, an object with ``score`` (and optionally ``laplacian``), the
         oracle, or a torch module.
