@@ -31,7 +31,10 @@ __all__ = ["bare", "touch"]
 @njit(cache=True, inline="always")
 def bare(a):
     """``a`` (C-contiguous) as an array without a meminfo: no reference counting; the caller
-    keeps ``a`` alive (see the module docstring)."""
+    keeps ``a`` alive (see the module docstring). Raises ValueError for a non-C-contiguous
+    ``a`` (a ``carray`` view of it would index the wrong elements)."""
+    if not a.flags.c_contiguous:
+        raise ValueError("bare: the array must be C-contiguous")
     return carray(array_ptr(a), a.shape)
 
 
