@@ -20,7 +20,7 @@ from numba import njit, prange
 
 from scorebench.analytic._numba_exp import f64_as_i64, i64_as_f64
 
-from ._bare_arrays_numba import bare, touch
+from scorebench.analytic._bare_arrays_numba import bare, touch
 from ._mixture_lanes_numba import lanes_score, lanes_score_diag_shared, lanes_time_setup
 from ._numba_math import fast_exp, fast_log
 from ._numba_precision import like
@@ -232,7 +232,7 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
     na = np.zeros(B, dtype=np.int64)
     nr = np.zeros(B, dtype=np.int64)
     ev = np.zeros(B, dtype=np.int64)
-    # bare aliases (._bare_arrays_numba) of every array the hot loop hands to a function: ~60
+    # bare aliases (analytic._bare_arrays_numba) of every array the hot loop hands to a function: ~60
     # atomic reference-count updates per right-hand-side evaluation otherwise (a quarter of
     # the float32 kernel's time); the owners stay referenced by ``keep`` until after the loop
     keep = (Y, Yt, KS, work, INV, U, P, C, TR, L, tt)

@@ -29,7 +29,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._bare_arrays_numba import bare, touch
+from scorebench.analytic._bare_arrays_numba import bare, touch
 from ._lane_normals_numba import lanes_normal_pairs
 from ._numba_math import seed_stream
 from ._numba_precision import like
@@ -55,7 +55,7 @@ def _pass_chunk(XS, nlast, c0, c1, mode, st, j, pend, coef, dW, zc, use_dw, rs, 
     # float64 or float32 (see fused_sampling_numba, "Precision")
     _, SC, work, INV, U, P, C, TR, L = block_scratch(d, K, XS.dtype)
     Zb = np.zeros((d + d % 2, B), XS.dtype)  # normals come in pairs: a spare row for odd d
-    # bare aliases (._bare_arrays_numba): no reference counting in the block loop
+    # bare aliases (analytic._bare_arrays_numba): no reference counting in the block loop
     keep = (SC, work, INV, U, P, C, TR, L, Zb)
     SC, work, INV, U, P, C, TR, L, Zb = (bare(SC), bare(work), bare(INV), bare(U), bare(P),
                                          bare(C), bare(TR), bare(L), bare(Zb))

@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._mixture_lanes_numba import lanes_score, lanes_score_diag_shared, lanes_time_setup
-from ._bare_arrays_numba import bare, touch
+from scorebench.analytic._bare_arrays_numba import bare, touch
 from ._lane_normals_numba import lanes_normal_pairs
 from ._numba_math import seed_stream
 from ._numba_precision import like
@@ -89,7 +89,7 @@ def _em_block(x, lo, nb, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, s
     Xb, SC, work, INV, U, P, C, TR, L = block_scratch(d, K, x.dtype)
     Zb = np.zeros((d + d % 2, B), x.dtype)  # normals come in pairs: a spare row for odd d
     rs = np.empty((4, B), dtype=np.uint64)
-    # bare aliases of what the step loop hands to functions (._bare_arrays_numba: 16-23 % of
+    # bare aliases of what the step loop hands to functions (analytic._bare_arrays_numba: 16-23 % of
     # the kernel's time went to reference counting before); owners live in ``keep``
     keep = (Xb, SC, work, INV, U, P, C, TR, L, Zb, rs)
     Xb, SC, work, INV, U, P, C, TR, L, Zb, rs = (bare(Xb), bare(SC), bare(work), bare(INV),

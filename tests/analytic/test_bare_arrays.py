@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from scorebench.solvers._bare_arrays_numba import bare, touch
+from scorebench.analytic._bare_arrays_numba import bare, touch
 
 
 @njit
