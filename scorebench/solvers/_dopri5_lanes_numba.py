@@ -153,25 +153,28 @@ def _err_pow(err):
 
 @njit(cache=True, fastmath=_FM, error_model="numpy", inline="always")
 def _rhs(tt, Y, out, code, params, diag, shared, mT, W, lamT, logw, work, INV, C, TR, U, L,
-         P, unrolled, score_fn):
+         P, unrolled, score_fn, same_times):
     """out (m, B) = (v, div v) at the lanes' points Y[:d] (m, B) and times tt (B,).
 
     With ``unrolled`` the score and Laplacian come from ``score_fn``, the generated
     :mod:`._unrolled_score_numba` function for this (d, K). The SDE coefficients are computed
-    in float64 (times are float64) and rounded once to the state's dtype.
+    in float64 (times are float64) and rounded once to the state's dtype; with ``same_times``
+    (``tt`` as in the previous call: stages 5 and 6 both sit at t + h) those of the previous
+    call are reused.
     """
     d = mT.shape[0]
     B = tt.shape[0]
     # twelve (B,) arrays, no views made per call: float64 coefficients, the same in the state's
     # dtype, scratch
     F, G2, A, S2, Fd, G2d, Ad, S2d, tmp, M, S, LAP = work
-    lanes_coeffs(code, params, tt, F, G2, A, S2)
-    for b in range(B):  # at most three arrays written per SIMD loop
-        Ad[b] = like(A[b], Y)
-        S2d[b] = like(S2[b], Y)
-    for b in range(B):
-        Fd[b] = like(F[b], Y)
-        G2d[b] = like(0.5 * G2[b], Y)
+    if not same_times:
+        lanes_coeffs(code, params, tt, F, G2, A, S2)
+        for b in range(B):  # at most three arrays written per SIMD loop
+            Ad[b] = like(A[b], Y)
+            S2d[b] = like(S2[b], Y)
+        for b in range(B):
+            Fd[b] = like(F[b], Y)
+            G2d[b] = like(0.5 * G2[b], Y)
     if unrolled:
         score_fn(array_ptr(Y), array_ptr(Ad), array_ptr(S2d), array_ptr(mT), array_ptr(lamT),
                  array_ptr(logw), array_ptr(out), array_ptr(LAP), B)
@@ -311,8 +314,9 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
                             for i in range(m):
                                 Yt[i, b] = Y[i, b] + h0[b] * KS[0, i, b]
             F = KS[s]  # the evaluation goes straight into its stage slot
+            # stage 6 is at t + h like stage 5 (c_5 = c_6 = 1): same SDE coefficients
             _rhs(tt, Yt, F, code, params, diag, shared, mT, W, lamT, logw, work, INV, C, TR, U, L,
-                 P, unrolled, score_fn)
+                 P, unrolled, score_fn, s == 6)
             if s <= 2:
                 for b in range(B):
                     if init[b] and idx[b] >= 0:
