@@ -39,9 +39,9 @@ covariances: Kd divisions and logarithms, ~13Kd + 4Kd^2 flops; see :mod:`._mixtu
 per attempted step 6 evaluations (FSAL) plus ~30(d + 1) flops for the stage inputs and the error
 estimate. Evaluations per sample: 2 (initial step) + 6 per attempted step (the NFE reported); a
 sample also occupies its lane for four unused evaluations when it is loaded. Measured on one
-Rocket Lake core (2-D ring of 8, rtol = atol = 1e-5, 72 evaluations per sample): 27 ns per
+Rocket Lake core (2-D ring of 8, rtol = atol = 1e-5, 72 evaluations per sample): 25 ns per
 sample and evaluation in float64 (14 of them the generated score and Laplacian, 2 the SDE
-coefficients, the rest the stages, the error norm and the scalar per-lane controller), 18 ns
+coefficients, the rest the stages, the error norm and the scalar per-lane controller), 15 ns
 in float32, against 6.6 ns for its 8 exponentials at ``fast_exp``'s in-cache rate.
 
 Precision: float32 points run a float32 specialisation (state, stages, score and divergence in
@@ -49,7 +49,7 @@ float32; times, step sizes, SDE coefficients, the error norm and the controller 
 Its log-densities follow the float64 kernel's to a few 1e-6 on samples that take the same
 steps, and its max error against the exact log p_eps at rtol 1e-5 is the float64 kernel's
 (4.9e-4 on the ring): float32 rounding (~6e-8 relative per operation) stays far below the
-tolerance. 1.5x faster on the ring (8 float32 lanes per AVX2 register against 4).
+tolerance. 1.6x faster on the ring (8 float32 lanes per AVX2 register against 4).
 
 References
 ----------
