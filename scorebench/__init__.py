@@ -17,6 +17,10 @@ OpenBLAS loads, so it applies when scorebench is imported before numpy, as in th
 command): OpenBLAS's idle threads spin 2^28 iterations (~0.1-0.3 s) after each threaded BLAS
 call by default, and a numba kernel called in that window ran 1.6x slower (d = 16 mixture
 score, 2 cores: 5.3 ms against 3.4 ms after a numpy matrix product; 3.5 ms with 2^16).
+
+And, before numba is imported, it picks the vector width numba's kernels compile with
+(:mod:`scorebench._vector_width`: 512-bit on Sapphire-Rapids-class CPUs, else LLVM's 256-bit
+default; ``SCOREBENCH_VECTOR_BITS`` overrides, user-set ``NUMBA_CPU_*`` variables win).
 """
 
 import os as _os
@@ -24,6 +28,10 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _os.environ.setdefault("GOMP_SPINCOUNT", "20000")  # libgomp: used even with PASSIVE
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")  # OpenBLAS: spin 2^16, then sleep
+
+from . import _vector_width
+
+_vector_width.STATE.update(_vector_width.configure())  # before anything imports numba
 
 from .analytic import SDE as SDE
 from .analytic import VESDE as VESDE

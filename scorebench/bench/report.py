@@ -190,7 +190,8 @@ def _markdown(report, figures) -> str:
     lines = [f"# scorebench bench ({report['profile']}{', peers' if report['peers'] else ''})", "",
              f"Command: `{report['command']}`; wall time {report['wall_s']:.1f} s"
              f"{_precompile_note(report.get('precompile'))}; "
-             f"{env['cpus']} CPUs ({env.get('cpu')}: {', '.join(env.get('simd', []))}), "
+             f"{env['cpus']} CPUs ({env.get('cpu')}: {', '.join(env.get('simd', []))}; numba "
+             f"vectors {env.get('vector_bits')}-bit), "
              f"numba threads {env['numba_threads']}, torch threads "
              f"{env['torch_threads']['threads']}, OMP_WAIT_POLICY="
              f"{env.get('openmp', {}).get('OMP_WAIT_POLICY')}, GOMP_SPINCOUNT="

@@ -265,15 +265,23 @@ def run_curve(curve: Curve, sizes, memory, progress=None) -> dict:
 def _simd() -> dict:
     """The CPU LLVM compiles the numba kernels for, and the SIMD extensions it has.
 
-    Vector width decides the fused kernels' speed (4 float64 lanes with AVX2, 8 with AVX-512;
-    float <-> int64 conversions vectorise only with AVX-512DQ), so ratios measured on different
-    CPUs are only comparable with this at hand.
+    Vector width decides the fused kernels' speed (4 float64 lanes with AVX2 or AVX-512 at
+    LLVM's default 256-bit preference, 8 with 512-bit vectors; float <-> int64 conversions
+    vectorise only with AVX-512DQ), so ratios measured on different CPUs are only comparable
+    with this at hand.
     """
     import llvmlite.binding as llvm
+    from numba.core import config
+
+    from .. import _vector_width
 
     feats = llvm.get_host_cpu_features()
     wanted = ("sse4.2", "avx", "avx2", "fma", "avx512f", "avx512dq")
-    return {"cpu": llvm.get_host_cpu_name(), "simd": [f for f in wanted if feats.get(f)]}
+    # the width numba's code generator was configured with (scorebench._vector_width)
+    lifted = "-prefer-256-bit" in (config.CPU_FEATURES or "")
+    bits = 512 if lifted else (256 if feats.get("avx") else 128)
+    return {"cpu": llvm.get_host_cpu_name(), "simd": [f for f in wanted if feats.get(f)],
+            "vector_bits": bits, "vector_choice": _vector_width.STATE.get("reason")}
 
 
 def _environment(torch_choice) -> dict:

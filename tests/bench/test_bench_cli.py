@@ -56,6 +56,8 @@ def test_exit_status_files_and_workloads(run):
     md = (out / "bench.md").read_text()
     assert "| implementation |" in md and "## Targets" in md
     assert isinstance(report["environment"]["simd"], list) and report["environment"]["cpu"] in md
+    assert report["environment"]["vector_bits"] in (128, 256, 512)
+    assert f"numba vectors {report['environment']['vector_bits']}-bit" in md
     assert {r["workload"] for r in report["rows"]} == {"a", "b", "c", "d", "e"}
     assert [c["param"] for c in report["curves"]] == ["N", "d", "K"]
     assert len(report["figures"]) == 4  # three scaling plots and the work-precision plot

@@ -1,0 +1,104 @@
+r"""Vector width of the numba kernels: 512-bit where the CPU's AVX-512 pays, else LLVM's default.
+
+LLVM tunes every Intel CPU with AVX-512 to *prefer* 256-bit vectors (its ``prefer-256-bit``
+tuning: on the first AVX-512 cores a 512-bit instruction lowered the clock of the whole core),
+so numba's loops use ymm registers even where the machine has two 512-bit FMA ports. On such a
+machine (a 2-vCPU Sapphire-Rapids-class Xeon, reported by the hypervisor as "rocketlake") 512-bit
+vectors made the kernels 1.1-1.4x faster, measured side by side in one ``scorebench bench
+--quick`` run each: PF-ODE likelihood 10.5 -> 8.4 ms (float32 6.5 -> 5.8 ms), Euler-Maruyama
+32 -> 25 ms, predictor-corrector 73 -> 58 ms, score + Laplacian d = 2, K = 64 2.07 -> 1.60 ms,
+d = 16, K = 64 22.8 -> 19.8 ms; the exponential alone 0.42 -> 0.26 ns on 2 threads.
+
+:func:`configure` runs when scorebench is imported, before numba is: unless the user set
+``NUMBA_CPU_NAME`` or ``NUMBA_CPU_FEATURES`` (then theirs stand), it sets both to the host's own
+name and features with ``-prefer-256-bit`` appended, which lifts the preference and nothing else.
+``SCOREBENCH_VECTOR_BITS`` chooses:
+
+* ``auto`` (default): 512 on CPUs with AVX-512 *and* AMX or AVX512-FP16 (Sapphire Rapids and
+  later Xeons, whose every model has two 512-bit FMA ports), else LLVM's default. Client cores
+  with AVX-512 (Ice Lake, Tiger Lake, Rocket Lake) have one 512-bit port and AMD's Zen 4 splits
+  512-bit operations in two; neither was measured here, so they keep the default.
+* ``512``: 512 wherever the CPU has AVX-512 (``ValueError`` without it).
+* ``256``: LLVM's default.
+
+It applies to every numba function compiled in the process (numba has one code generator per
+process; a per-function choice would need a custom compiler pipeline), and only when numba is
+imported after scorebench: otherwise numba has already read its configuration. numba keys its
+on-disk cache on the CPU name and features, so kernels compiled either way never mix. Results
+do not depend on the width: the kernels' arithmetic is per lane (no reassociation is allowed),
+and the test suite passes bit-for-bit comparisons under both.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["configure", "wanted_bits", "ENV_VAR", "STATE"]
+
+ENV_VAR = "SCOREBENCH_VECTOR_BITS"
+_CHOICES = ("auto", "256", "512")
+# feature names as LLVM spells them (llvmlite's host features)
+_AVX512 = "avx512f"
+_TWO_PORT_MARKERS = ("amx-tile", "avx512fp16")
+# what :func:`configure` decided when scorebench was imported (``bits`` and ``reason``)
+STATE: dict = {"bits": None, "reason": "not configured"}
+
+
+def _host():
+    """``(cpu name, {feature: enabled})`` of this machine as LLVM sees it."""
+    import llvmlite.binding as ll
+
+    features = ll.get_host_cpu_features()
+    return ll.get_host_cpu_name(), {name: bool(on) for name, on in features.items()}, features
+
+
+def wanted_bits(setting: str, features: dict) -> int:
+    """The vector width that ``setting`` picks on a CPU with ``features`` (LLVM names)."""
+    if setting not in _CHOICES:
+        raise ValueError(f"{ENV_VAR}: expected one of {', '.join(_CHOICES)}, got {setting!r}")
+    has512 = features.get(_AVX512, False)
+    if setting == "512":
+        if not has512:
+            raise ValueError(f"{ENV_VAR}: 512 needs AVX-512 ({_AVX512}), which this CPU lacks")
+        return 512
+    if setting == "auto" and has512 and any(features.get(m, False) for m in _TWO_PORT_MARKERS):
+        return 512
+    return 256
+
+
+def configure(environ=None, modules=None) -> dict:
+    """Choose the numba vector width for this process (see the module docstring).
+
+    Parameters
+    ----------
+    environ : mapping, optional
+        The environment to read and update (``os.environ`` by default).
+    modules : mapping, optional
+        The loaded modules (``sys.modules`` by default): nothing is set once numba is loaded.
+
+    Returns
+    -------
+    dict
+        ``bits`` (256 or 512: what this process compiles with, as far as scorebench set it;
+        None when the user's ``NUMBA_CPU_*`` settings or an earlier numba import decide) and
+        ``reason``.
+    """
+    environ = os.environ if environ is None else environ
+    modules = sys.modules if modules is None else modules
+    setting = environ.get(ENV_VAR, "auto").strip().lower()
+    if setting not in _CHOICES:
+        raise ValueError(f"{ENV_VAR}: expected one of {', '.join(_CHOICES)}, got {setting!r}")
+    if "NUMBA_CPU_NAME" in environ or "NUMBA_CPU_FEATURES" in environ:
+        return {"bits": None, "reason": "NUMBA_CPU_NAME / NUMBA_CPU_FEATURES set by the user"}
+    if "numba" in modules:
+        return {"bits": None, "reason": "numba was imported before scorebench"}
+    try:
+        name, features, flags = _host()
+    except Exception as exc:  # no llvmlite: numba is missing too, and the numpy kernels serve
+        return {"bits": None, "reason": f"llvmlite unavailable ({type(exc).__name__})"}
+    bits = wanted_bits(setting, features)
+    if bits == 512:
+        environ["NUMBA_CPU_NAME"] = name
+        environ["NUMBA_CPU_FEATURES"] = flags.flatten() + ",-prefer-256-bit"
+    return {"bits": bits, "reason": f"{ENV_VAR}={setting} on {name}"}

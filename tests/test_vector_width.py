@@ -1,0 +1,118 @@
+"""The numba vector width ``import scorebench`` picks (:mod:`scorebench._vector_width`): the
+choice rules, the user's settings winning, bad settings refused, and the kernels' results not
+depending on the width."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from scorebench import _vector_width as vw
+
+SPR = {"avx2": True, "avx512f": True, "amx-tile": True, "avx512fp16": True}
+CLIENT_AVX512 = {"avx2": True, "avx512f": True, "amx-tile": False, "avx512fp16": False}
+AVX2 = {"avx2": True, "avx512f": False}
+
+
+@pytest.mark.parametrize("setting, features, bits", [
+    ("auto", SPR, 512), ("auto", {**SPR, "amx-tile": False}, 512),
+    ("auto", {**SPR, "avx512fp16": False}, 512),
+    ("auto", CLIENT_AVX512, 256), ("auto", AVX2, 256),
+    ("512", CLIENT_AVX512, 512), ("512", SPR, 512),
+    ("256", SPR, 256), ("256", AVX2, 256),
+])
+def test_choice_rules(setting, features, bits):
+    assert vw.wanted_bits(setting, features) == bits
+
+
+def test_512_without_avx512_is_refused():
+    with pytest.raises(ValueError, match="SCOREBENCH_VECTOR_BITS: 512 needs AVX-512"):
+        vw.wanted_bits("512", AVX2)
+
+
+@pytest.mark.parametrize("bad", ["1024", "wide", ""])
+def test_unknown_setting_is_refused(bad):
+    with pytest.raises(ValueError, match="SCOREBENCH_VECTOR_BITS: expected one of auto, 256, 512"):
+        vw.configure({"SCOREBENCH_VECTOR_BITS": bad}, {})
+
+
+class _Flags(dict):
+    def flatten(self):
+        return ",".join(("+" if on else "-") + name for name, on in self.items())
+
+
+def _fake_host(features):
+    return lambda: ("fakecpu", dict(features), _Flags(features))
+
+
+def test_512_sets_the_host_name_and_lifts_only_the_preference(monkeypatch):
+    monkeypatch.setattr(vw, "_host", _fake_host(SPR))
+    env = {}
+    state = vw.configure(env, {})
+    assert state["bits"] == 512
+    assert env["NUMBA_CPU_NAME"] == "fakecpu"
+    assert env["NUMBA_CPU_FEATURES"] == _Flags(SPR).flatten() + ",-prefer-256-bit"
+
+
+def test_256_leaves_numba_alone(monkeypatch):
+    monkeypatch.setattr(vw, "_host", _fake_host(CLIENT_AVX512))
+    env = {}
+    assert vw.configure(env, {})["bits"] == 256 and env == {}
+    env = {"SCOREBENCH_VECTOR_BITS": "256"}
+    monkeypatch.setattr(vw, "_host", _fake_host(SPR))
+    assert vw.configure(env, {})["bits"] == 256 and set(env) == {"SCOREBENCH_VECTOR_BITS"}
+
+
+def test_user_numba_settings_and_an_earlier_numba_import_win(monkeypatch):
+    monkeypatch.setattr(vw, "_host", _fake_host(SPR))
+    env = {"NUMBA_CPU_FEATURES": "+avx2"}
+    assert vw.configure(env, {})["bits"] is None and env == {"NUMBA_CPU_FEATURES": "+avx2"}
+    env = {"NUMBA_CPU_NAME": "generic"}
+    assert vw.configure(env, {})["bits"] is None and env == {"NUMBA_CPU_NAME": "generic"}
+    env = {}
+    assert vw.configure(env, {"numba": object()})["bits"] is None and env == {}
+
+
+_PROBE = r"""
+import json, sys
+import numpy as np
+import scorebench
+from numba.core import config
+from scorebench import _vector_width
+from scorebench.analytic.oracle import MixtureOracle
+from scorebench.analytic.sde import VPSDE
+from scorebench.analytic.mixture import GaussianMixture
+rng = np.random.default_rng(3)
+A = rng.normal(size=(8, 2, 2))
+mix = GaussianMixture(np.full(8, 1 / 8), rng.normal(size=(8, 2)) * 2,
+                      np.einsum("kij,klj->kil", A, A) * 0.1 + 0.01 * np.eye(2))
+x = rng.normal(size=(4096, 2)) * 2
+s, lap = MixtureOracle(mix, VPSDE(), backend="numba").score_and_laplacian(x, 0.3)
+print(json.dumps({"bits": _vector_width.STATE["bits"],
+                  "lifted": "-prefer-256-bit" in (config.CPU_FEATURES or ""),
+                  "values": np.concatenate([s.ravel(), lap]).tolist()}))
+"""
+
+
+def _probe(setting):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_CPU_")}
+    env["SCOREBENCH_VECTOR_BITS"] = setting
+    out = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True,
+                         check=True, cwd="/")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_configures_numba_and_results_do_not_depend_on_the_width():
+    import llvmlite.binding as ll
+
+    auto = vw.wanted_bits("auto", dict(ll.get_host_cpu_features().items()))
+    wide, narrow = _probe("auto"), _probe("256")
+    assert wide["bits"] == auto and wide["lifted"] == (auto == 512)
+    assert narrow["bits"] == 256 and not narrow["lifted"]
+    # per-lane arithmetic, no reassociation: the same numbers bit for bit at either width
+    assert np.array_equal(np.array(wide["values"]), np.array(narrow["values"]))
