@@ -29,9 +29,16 @@ KERNELS = _Kernels(numpy=mixture_terms)
 # numpy vs numba log_prob at K = 8 and 64 points, d = 8 and 16, 0.18-0.23 vs 0.18-0.20 ms;
 # at 256 points numba is 3x (d = 16) to 6x (d = 2) faster.
 _NUMBA_MIN_WORK = 1 << 10
-# Between the two, numba only once its kernel is compiled in this process: a first call would
-# otherwise wait seconds of compilation for a call that numpy answers in milliseconds.
+# Between the two, numba once its kernel is compiled in this process: a first call would
+# otherwise wait for compilation (seconds; 0.2 s to load it from numba's disk cache, measured)
+# for a call that numpy answers in milliseconds. But numpy is slow there (~100 ns per pair for
+# d = 2, K = 8: 1.6 ms for 2000 points against ~0.03 ms in the generated kernel), so once this
+# process has spent about as long in such numpy calls as loading would take, 2^21 pairs
+# (~0.2 s), the next mid-sized call loads numba and all later ones use it (the rent-or-buy
+# rule: never more than twice the better choice in hindsight).
 _NUMBA_COMPILE_WORK = 1 << 15
+_NUMPY_PAIRS_BEFORE_NUMBA = 1 << 21
+_numpy_pairs = 0
 _numba_ok = None
 
 
@@ -61,7 +68,11 @@ def choose(backend: str, n: int, k: int, d: int, want, per_point: bool = False) 
     if n * k < _NUMBA_COMPILE_WORK:
         from ._mixture_numba import compiled_for
 
-        return "numba" if compiled_for(d, per_point) else "numpy"
+        global _numpy_pairs
+        if compiled_for(d, per_point) or _numpy_pairs >= _NUMPY_PAIRS_BEFORE_NUMBA:
+            return "numba"
+        _numpy_pairs += n * k
+        return "numpy"
     return "numba"
 
 

@@ -248,6 +248,7 @@ def test_mid_sized_batches_use_numba_once_its_kernel_is_compiled(monkeypatch):
 
     mid = 1000  # x 8 components
     monkeypatch.setattr(_unrolled_mixture_numba, "_FUNCTIONS", {})
+    monkeypatch.setattr(_backends, "_numpy_pairs", 0)
     assert not _mixture_numba.compiled_for(3, per_point=False)
     assert _backends.choose("auto", mid, 8, 3, ("score",)) == "numpy"
     assert _backends.choose("auto", 10, 8, 3, ("score",)) == "numpy"  # below 1024: always numpy
@@ -260,6 +261,23 @@ def test_mid_sized_batches_use_numba_once_its_kernel_is_compiled(monkeypatch):
     mixture_terms_numba(np.zeros((5, 3)), mix.means, mix.eigvecs, mix.eigvals, mix.log_weights,
                         np.full(5, 0.9), np.full(5, 0.1), ("score",))
     assert _backends.choose("auto", mid, 8, 3, ("score",), per_point=True) == "numba"
+
+
+def test_mid_sized_batches_move_to_numba_after_enough_numpy_work(monkeypatch):
+    """Rent or buy: once mid-sized calls have given numpy 2^21 (point, component) pairs, the
+    next one loads the numba kernel even though it is not compiled yet; small calls stay numpy."""
+    from scorebench.analytic import _mixture_numba
+
+    monkeypatch.setattr(_mixture_numba, "compiled_for", lambda d, per_point: False)
+    monkeypatch.setattr(_backends, "_numpy_pairs", 0)
+    mid = 2048  # x 8 components = 2^14 pairs per call
+    calls = _backends._NUMPY_PAIRS_BEFORE_NUMBA // (mid * 8)
+    assert calls == 128
+    picks = [_backends.choose("auto", mid, 8, 2, ("score",)) for _ in range(calls + 2)]
+    assert picks == ["numpy"] * calls + ["numba"] * 2
+    assert _backends.choose("auto", 10, 8, 2, ("score",)) == "numpy"  # below 1024: always numpy
+    assert _backends.choose("numpy", mid, 8, 2, ("score",)) == "numpy"
+    assert _backends.choose("auto", mid, 8, 2, ("hessian",)) == "numpy"
 
 
 def test_large_batch_through_the_oracle_uses_numba():
