@@ -67,7 +67,7 @@ import numba
 import numpy as np
 
 from ._dopri5_lanes_numba import OK, STEP_TOO_SMALL, TOO_MANY_STEPS, loglik_kernel
-from ._mixture_lanes_numba import layout_as, mixture_layout
+from ._mixture_lanes_numba import cached_layout
 from ._sde_coeffs_numba import sde_to_params
 from ._unrolled_score_numba import score_args
 
@@ -128,9 +128,10 @@ def dopri5_loglik_numba(oracle, x, eps=1e-5, rtol=1e-5, atol=1e-5, prior="defaul
         Start time, ``0 < eps < T``.
     rtol, atol : float
         scipy-meaning tolerances, applied per sample to the augmented state (x, l).
-    prior : {"default", "exact"} or None
+    prior : {"default", "exact", "none"} or None
         ``"default"`` (or None): the SDE's prior ``N(0, prior_std^2 I)``; ``"exact"``: the
-        oracle's exact log p_T.
+        oracle's exact log p_T; ``"none"``: no prior (``prior_logp`` is 0 and ``logp`` is
+        ``delta_logp``), for a caller that applies its own.
     first_step : float, optional
         Initial step; by default Hairer's selection, per sample.
     max_steps : int
@@ -165,13 +166,13 @@ def dopri5_loglik_numba(oracle, x, eps=1e-5, rtol=1e-5, atol=1e-5, prior="defaul
     rtol, atol = _positive(rtol, "rtol"), _positive(atol, "atol")
     if prior is None:
         prior = "default"
-    if prior not in ("default", "exact"):
-        raise ValueError(f"prior: expected 'default', 'exact' or None, got {prior!r}")
+    if prior not in ("default", "exact", "none"):
+        raise ValueError(f"prior: expected 'default', 'exact', 'none' or None, got {prior!r}")
     h0 = 0.0 if first_step is None else _positive(first_step, "first_step")
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
         raise ValueError(f"max_steps: expected an int >= 1, got {max_steps!r}")
     code, params = sde_to_params(oracle.sde)
-    lay = layout_as(mixture_layout(oracle.mix), dtype)
+    lay = cached_layout(oracle.mix, dtype)
     N, d = x.shape
     delta, xT = np.empty(N), np.empty((N, d))
     nfe = np.empty(N, dtype=np.int64)
@@ -181,12 +182,20 @@ def dopri5_loglik_numba(oracle, x, eps=1e-5, rtol=1e-5, atol=1e-5, prior="defaul
                   *score_args(lay, dtype, True), rtol, atol, h0, int(max_steps),
                   numba.get_num_threads(), xT, delta, nfe, nacc, nrej, status)
     ok = status == OK
-    prior_lp = np.full(N, np.nan)
-    if np.any(ok):
-        pts = xT[ok]
-        prior_lp[ok] = (oracle.log_prob(pts, T) if prior == "exact"
-                        else oracle.sde.prior_log_prob(pts))
-    if check and np.any(status != OK):
+    all_ok = bool(ok.all())
+
+    def prior_of(pts):
+        return oracle.log_prob(pts, T) if prior == "exact" else oracle.sde.prior_log_prob(pts)
+
+    if prior == "none":
+        prior_lp = np.where(ok, 0.0, np.nan)
+    elif all_ok:  # the usual case: no masked copies
+        prior_lp = np.asarray(prior_of(xT), dtype=np.float64)
+    else:
+        prior_lp = np.full(N, np.nan)
+        if np.any(ok):
+            prior_lp[ok] = prior_of(xT[ok])
+    if check and not all_ok:
         bad = np.flatnonzero(status != OK)
         raise SolverError(
             f"dopri5 (numba): {bad.size} of {N} samples did not reach T; first, sample "

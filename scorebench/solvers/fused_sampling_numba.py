@@ -55,7 +55,7 @@ import math
 
 import numpy as np
 
-from ._mixture_lanes_numba import layout_as, mixture_layout
+from ._mixture_lanes_numba import cached_layout
 from ._pc_batch_numba import pc_batch_driver
 from ._sampling_lanes_numba import em_kernel
 from ._unrolled_score_numba import score_args
@@ -94,7 +94,7 @@ def _prepare(oracle, x_T, grid):
         raise TypeError(f"x_T: expected float64 or float32, got {x_T.dtype}")
     x = np.array(check_points(x_T, oracle.d, name="x_T"), dtype=x_T.dtype, order="C")
     g = check_grid(grid, oracle.sde.T)
-    return x, g, _coefficients(oracle.sde, g), layout_as(mixture_layout(oracle.mix), x.dtype)
+    return x, g, _coefficients(oracle.sde, g), cached_layout(oracle.mix, x.dtype)
 
 
 def _noise(seed, arr, shape, name):

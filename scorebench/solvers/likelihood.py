@@ -220,7 +220,7 @@ def _fast_path(model, sde, method, divergence, backend):
         return None
 
     def run(x, eps, T, rtol, atol):
-        out = dopri5_loglik_numba(oracle, x, eps=eps, rtol=rtol, atol=atol, prior="default")
+        out = dopri5_loglik_numba(oracle, x, eps=eps, rtol=rtol, atol=atol, prior="none")
         # per-sample evaluation counts; the batch-equivalent count is the largest one
         nfe = int(np.max(out.nfe)) if np.size(out.nfe) else 0
         return out.x_T, out.delta_logp, nfe, out.n_accepted, out.n_rejected

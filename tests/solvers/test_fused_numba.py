@@ -177,6 +177,10 @@ def test_loglik_default_prior_and_error_falls_with_rtol():
     out_e = dopri5_loglik_numba(oracle, x, EPS, rtol=1e-6, atol=1e-6, prior="exact")
     assert np.array_equal(out_d.delta_logp, out_e.delta_logp)
     assert np.allclose(out_d.prior_logp, VPSDE().prior_log_prob(out_d.x_T), rtol=0, atol=1e-12)
+    # no prior (log_likelihood applies its own): the same path, prior 0
+    out_n = dopri5_loglik_numba(oracle, x, EPS, rtol=1e-6, atol=1e-6, prior="none")
+    assert np.array_equal(out_n.delta_logp, out_e.delta_logp)
+    assert np.array_equal(out_n.logp, out_n.delta_logp) and np.all(out_n.prior_logp == 0.0)
 
 
 def test_loglik_does_not_depend_on_threads_or_batch():
@@ -203,6 +207,12 @@ def test_loglik_failures_are_flagged_never_endless():
         dopri5_loglik_numba(oracle, x, EPS, max_steps=3)
     out = dopri5_loglik_numba(oracle, x, EPS, max_steps=3, check=False)
     assert np.all(out.status == 2) and np.all(np.isnan(out.logp))
+    # some samples failing, the rest finished: the prior (any kind) only on the finished ones
+    hard = np.concatenate([x[:5], np.full((1, 2), 1e6)])
+    for prior in ("default", "exact", "none"):
+        out = dopri5_loglik_numba(oracle, hard, EPS, max_steps=40, check=False, prior=prior)
+        assert np.all(out.status[:5] == 0) and out.status[5] != 0
+        assert np.all(np.isfinite(out.logp[:5])) and np.isnan(out.logp[5])
     # tolerances no step can meet: the step shrinks to 10 ulp of t and the sample stops
     with pytest.raises(SolverError, match="10 ulp"):
         dopri5_loglik_numba(oracle, x, EPS, rtol=1e-300, atol=1e-300)

@@ -213,3 +213,23 @@ def test_generated_modules_fall_back_when_the_cache_dir_is_not_writable(monkeypa
 def test_generated_modules_reject_a_bad_prefix():
     with pytest.raises(ValueError, match="prefix: must be an identifier"):
         import_generated("not an identifier", "X = 1\n")
+
+
+def test_layout_cache_per_mixture_and_dtype_rebuilt_when_an_array_is_replaced():
+    from scorebench.solvers._mixture_lanes_numba import cached_layout, layout_as, mixture_layout
+
+    rng = np.random.default_rng(8)
+    A = rng.normal(size=(3, 2, 2))
+    mix = GaussianMixture(np.ones(3), rng.normal(size=(3, 2)),
+                          np.einsum("kij,klj->kil", A, A) + 0.1 * np.eye(2))
+    lay64, lay32 = cached_layout(mix, np.float64), cached_layout(mix, np.float32)
+    assert cached_layout(mix, np.float64) is lay64 and cached_layout(mix, "float32") is lay32
+    fresh = layout_as(mixture_layout(mix), np.float32)
+    for f in ("mT", "W", "lamT", "logw"):
+        assert getattr(lay32, f).dtype == np.float32
+        assert np.array_equal(getattr(lay32, f), getattr(fresh, f))
+    mix.means = mix.means + 1.0  # a replaced attribute: the layout follows
+    moved = cached_layout(mix, np.float64)
+    assert moved is not lay64
+    assert np.array_equal(moved.mT, mixture_layout(mix).mT)
+    assert not np.array_equal(moved.mT, lay64.mT)
