@@ -22,8 +22,10 @@ name and features with ``-prefer-256-bit`` appended, which lifts the preference 
 * ``256``: LLVM's default.
 
 It applies to every numba function compiled in the process (numba has one code generator per
-process; a per-function choice would need a custom compiler pipeline), and only when numba is
-imported after scorebench: otherwise numba has already read its configuration. numba keys its
+process; a per-function choice would need a custom compiler pipeline), and only while numba has
+not compiled or loaded anything yet: numba builds its code generator, with the configuration of
+that moment, at its first compilation (importing numba first is fine; calling a jitted function
+first is not, and then the width stays LLVM's default). numba keys its
 on-disk cache on the CPU name and features, so kernels compiled either way never mix. Results
 do not depend on the width: the kernels' arithmetic is per lane (no reassociation is allowed),
 and the test suite passes bit-for-bit comparisons under both.
@@ -75,13 +77,14 @@ def configure(environ=None, modules=None) -> dict:
     environ : mapping, optional
         The environment to read and update (``os.environ`` by default).
     modules : mapping, optional
-        The loaded modules (``sys.modules`` by default): nothing is set once numba is loaded.
+        The loaded modules (``sys.modules`` by default): nothing is set once a loaded numba has
+        compiled anything.
 
     Returns
     -------
     dict
         ``bits`` (256 or 512: what this process compiles with, as far as scorebench set it;
-        None when the user's ``NUMBA_CPU_*`` settings or an earlier numba import decide) and
+        None when the user's ``NUMBA_CPU_*`` settings or earlier numba compilations decide) and
         ``reason``.
     """
     environ = os.environ if environ is None else environ
@@ -91,8 +94,9 @@ def configure(environ=None, modules=None) -> dict:
         raise ValueError(f"{ENV_VAR}: expected one of {', '.join(_CHOICES)}, got {setting!r}")
     if "NUMBA_CPU_NAME" in environ or "NUMBA_CPU_FEATURES" in environ:
         return {"bits": None, "reason": "NUMBA_CPU_NAME / NUMBA_CPU_FEATURES set by the user"}
-    if "numba" in modules:
-        return {"bits": None, "reason": "numba was imported before scorebench"}
+    numba_loaded = "numba" in modules
+    if numba_loaded and _numba_has_compiled(modules):
+        return {"bits": None, "reason": "numba had compiled code before scorebench was imported"}
     try:
         name, features, flags = _host()
     except Exception as exc:  # no llvmlite: numba is missing too, and the numpy kernels serve
@@ -101,4 +105,16 @@ def configure(environ=None, modules=None) -> dict:
     if bits == 512:
         environ["NUMBA_CPU_NAME"] = name
         environ["NUMBA_CPU_FEATURES"] = flags.flatten() + ",-prefer-256-bit"
+        if numba_loaded and environ is os.environ:  # imported, nothing compiled: re-read
+            modules["numba"].core.config.reload_config()
     return {"bits": bits, "reason": f"{ENV_VAR}={setting} on {name}"}
+
+
+def _numba_has_compiled(modules) -> bool:
+    """Whether numba's CPU code generator exists yet (it is built, with the configuration of
+    that moment, at the first compilation or cache load); True when that cannot be told."""
+    try:
+        registry = modules["numba"].core.registry
+        return "_toplevel_target_context" in vars(registry.cpu_target)
+    except Exception:  # a numba whose internals differ: assume the worst, change nothing
+        return True

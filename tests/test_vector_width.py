@@ -74,8 +74,27 @@ def test_user_numba_settings_and_an_earlier_numba_import_win(monkeypatch):
     assert vw.configure(env, {})["bits"] is None and env == {"NUMBA_CPU_FEATURES": "+avx2"}
     env = {"NUMBA_CPU_NAME": "generic"}
     assert vw.configure(env, {})["bits"] is None and env == {"NUMBA_CPU_NAME": "generic"}
+    # numba loaded and already compiling: too late (its code generator exists)
     env = {}
     assert vw.configure(env, {"numba": object()})["bits"] is None and env == {}
+
+
+def test_numba_imported_but_idle_is_still_configured():
+    """``import numba`` before ``import scorebench`` is fine as long as nothing was compiled."""
+    probe = ("import numba, scorebench; from numba.core import config; "
+             "print(scorebench._vector_width.STATE['bits'], "
+             "'-prefer-256-bit' in (config.CPU_FEATURES or ''))")
+    late = ("import numba; numba.njit(lambda: 1)(); import scorebench; "
+            "print(scorebench._vector_width.STATE['bits'])")
+    import llvmlite.binding as ll
+
+    auto = vw.wanted_bits("auto", dict(ll.get_host_cpu_features().items()))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("NUMBA_CPU_") and k != "SCOREBENCH_VECTOR_BITS"}
+    run = lambda code: subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                      text=True, check=True, cwd="/").stdout.split()
+    assert run(probe) == [str(auto), str(auto == 512)]
+    assert run(late) == ["None"]
 
 
 _PROBE = r"""
