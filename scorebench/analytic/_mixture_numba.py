@@ -23,11 +23,19 @@ happens. Everything is one streaming pass over the components per block of point
   points; a block is held transposed, (d, B), so every inner loop runs over points and
   vectorises. Scratch per thread is a handful of (d, B) and (B,) arrays: no (N, K, d)
   temporary, memory independent of N and K.
-* **Projection.** Full covariances: :math:`U_k^\top X` and :math:`U_k (Z/\lambda)` as (d, d) x
-  (d, B) products (BLAS ``dgemm`` from d >= 8, where the call overhead is amortised; plain loops
-  below). Covariances diagonal in the standard basis (every :math:`U_k` a signed permutation,
-  which is what ``eigh`` returns for diagonal, isotropic and point-mass components) skip both
-  products: :math:`z = x - a\mu` coordinate-wise with the eigenvalues permuted accordingly.
+* **Projection.** Full covariances at a common time, every :math:`C_k` with condition number
+  up to 100: one (d, d) x (d, B) product per component, :math:`C_k^{-1} X` with the inverse
+  :math:`U_k \mathrm{diag}(1/\lambda_k) U_k^\top` formed once per call, which gives
+  :math:`-g_k = C_k^{-1}X - C_k^{-1} a\mu_k` directly and :math:`q_k = (x - a\mu_k)\cdot(-g_k)`
+  (:func:`._numba_stages.inverse_rows`); its rounding, ~eps/lambda_min per entry of the
+  inverse, stays within ~cond(C_k) d eps of the gradient's scale, hence the condition limit
+  (1.1-1.3x faster at d = 16 and 64 than two products, measured). Otherwise (ill-conditioned
+  components, singular data at small t, per-point times) two products, :math:`U_k^\top X` and
+  :math:`U_k (Z/\lambda)`, in the eigenbasis, exact to ~d eps whatever the conditioning. BLAS
+  ``dgemm`` from d >= 8, where the call overhead is amortised; plain loops below. Covariances
+  diagonal in the standard basis (every :math:`U_k` a signed permutation, which is what
+  ``eigh`` returns for diagonal, isotropic and point-mass components) skip the products:
+  :math:`z = x - a\mu` coordinate-wise with the eigenvalues permuted accordingly.
 * **Per-call precomputation** (common time): :math:`1/\lambda_k`, :math:`\mathrm{tr}\,C_k^{-1}`
   and the constant :math:`\log w_k - \tfrac12\log\det C_k - \tfrac d2 \log 2\pi` once per call;
   per-point times recompute them per pair, with the log-det as a log of products of up to 8
@@ -36,22 +44,24 @@ happens. Everything is one streaming pass over the components per block of point
 Operation counts per (point, component) pair at a common time (flops: additions and
 multiplications counted separately; only the exponential's polynomial is FMA-contracted):
 
-=========================  ======================  ==================
-want                       full covariance         diagonal fast path
-=========================  ======================  ==================
-logp                       2d^2 + 4d + 45          4d + 45
-score (and logp)           4d^2 + 7d + 52          7d + 52
-score + laplacian          4d^2 + 10d + 56         10d + 56
-=========================  ======================  ==================
+=========================  ================  =================  ==================
+want                       full, cond <= 100  full, otherwise    diagonal fast path
+=========================  ================  =================  ==================
+logp                       2d^2 + 4d + 45     2d^2 + 4d + 45     4d + 45
+score (and logp)           2d^2 + 7d + 52     4d^2 + 7d + 52     7d + 52
+score + laplacian          2d^2 + 10d + 56    4d^2 + 10d + 56    10d + 56
+=========================  ================  =================  ==================
 
 with 1 exponential (~35 of the constant flops) per pair, 1 division per pair for the score
 and Laplacian, and 1 log per point for logp. Per-point times add 5d flops, d divisions and
-d/8 logs per pair. The 4d^2 are two (d, d) x (d, B) products (BLAS); the rest is a handful of
+d/8 logs per pair. The d^2 terms are (d, d) x (d, B) products (BLAS); the rest is a handful of
 vectorised passes over (d, B) and (B,) arrays held in L1/L2, which are bound by loads and
 stores (~0.2 ns per element and pass on the 2-core reference machine) rather than by flops.
-Lower bound used by the benchmarks: :math:`N K (t_{exp} + 4 d^2 / R_{mm})`, with
-:math:`t_{exp}` the best measured time per exponential on all threads and :math:`R_{mm}` the
-measured matrix-multiply rate.
+Lower bound used by the benchmarks (``scorebench.bench.workloads.pair_flops``):
+:math:`N K (t_{exp} + 2 d^2 / R_{mm})` at a common time (one product per pair, the fewest
+flops any dense-covariance kernel needs; the generated d <= 4 kernel still does two),
+:math:`4 d^2` with per-point times, with :math:`t_{exp}` the best measured time per
+exponential on all threads and :math:`R_{mm}` the measured matrix-multiply rate.
 
 At a common time with d <= 4, :func:`mixture_terms_numba` hands over to the straight-line
 kernel generated for that d (:mod:`._unrolled_mixture_numba`, 1.3-1.9x faster on one core);
@@ -75,8 +85,8 @@ from . import _unrolled_mixture_numba as _generated
 from ._mixture_numpy import projected_means
 from ._numba_exp import exp_nonpositive
 from ._bare_arrays_numba import bare, touch
-from ._numba_stages import (load_transposed, log_weight, lse_step, quad_rows, quad_rows_per_point,
-                            store_logp_score, welford)
+from ._numba_stages import (inverse_rows, load_transposed, log_weight, lse_step, quad_rows,
+                            quad_rows_per_point, store_logp_score, welford)
 
 __all__ = ["mixture_terms_numba", "compiled_for"]
 
@@ -87,6 +97,10 @@ _BLAS_MIN_D = 8
 # OpenBLAS runs a dgemm single-threaded when m*n*k <= 65536 * 4; staying under keeps it from
 # spawning threads inside numba's.
 _BLAS_SINGLE_THREAD_WORK = 262144
+# One product per component (C_k^-1 X) instead of two (U_k^T X, then U_k (Z / lambda)) when every
+# C_k has a condition number up to this: the explicit inverse's rounding, ~eps / lambda_min per
+# entry, then stays within cond * eps of the gradient's scale (see mixture_terms_numba).
+_INVERSE_MAX_COND = 100.0
 # Products of this many eigenvalues cannot overflow when every eigenvalue is in [1e-38, 1e38].
 _LOGDET_GROUP = 8
 # The kernel releases the GIL (other Python threads run meanwhile), but one parallel launch at
@@ -116,12 +130,16 @@ def _launch(pairs):
 
 
 @njit(fastmath=False, error_model="numpy", cache=True)
-def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, a, s2, diag, use_blas, lgroup,
-                want_logp, want_score, want_lap, block, out_logp, out_score, out_lap):
-    """Blocks ``b0 <= b < b1`` of ``block`` points: one pass over the components each.
+def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a, s2, diag,
+                use_blas, use_inv, lgroup, want_logp, want_score, want_lap, block, out_logp,
+                out_score, out_lap):
+    r"""Blocks ``b0 <= b < b1`` of ``block`` points: one pass over the components each.
 
     ``a``, ``s2`` have length 1 (common time; then ``inv``, ``cst``, ``trc`` hold the per-call
     precomputation) or N (per-point times; then ``lamk`` and ``logw`` are used instead).
+    ``use_inv`` (common time, full covariances, well conditioned): one product per component,
+    :math:`C_k^{-1} X` with ``CI`` (K, d, d), ``bk`` = :math:`C_k^{-1} a\mu_k` and ``amu`` =
+    :math:`a \mu_k` (K, d), instead of :math:`U_k^\top X` and :math:`U_k (Z/\lambda)`.
     """
     N, d = x.shape
     K = mt.shape[0]
@@ -148,6 +166,7 @@ def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, a, s2, diag, us
     q, dlt, ex, rr, cc, acc = bare(q), bare(dlt), bare(ex), bare(rr), bare(cc), bare(acc)
     ld, pr, trb = bare(ld), bare(pr), bare(trb)
     U, UT, mt, lamk, inv = bare(U), bare(UT), bare(mt), bare(lamk), bare(inv)
+    CI, bk, amu = bare(CI), bare(bk), bare(amu)
     for b in range(b0, b1):
         start = b * block
         n = min(block, N - start)
@@ -164,6 +183,19 @@ def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, a, s2, diag, us
         T[:] = 0.0
         MEAN[:, :] = 0.0
         for k in range(K):
+            if use_inv:  # -g_k = C_k^-1 x - C_k^-1 a mu_k: one product; q = (x - a mu_k).(-g_k)
+                if use_blas:
+                    np.dot(CI[k], XT, P)
+                else:
+                    _small_matmul(CI[k], XT, P)
+                inverse_rows(P, XT, bk[k], amu[k], q)
+                log_weight(q, m, dlt, cst[k], ld)
+                trb[:] = trc[k]
+                exp_nonpositive(dlt, ex, block)
+                lse_step(q, ex, m, sw, rr, cc, M2, T, trb, need_grad)
+                if need_grad:
+                    welford(P, MEAN, rr, cc, sw, acc, M2, want_lap)
+                continue
             # z = U_k^T x - a U_k^T mu_k (diagonal: x - a mu_k); z / lambda; quadratic form
             src = XT
             if not diag:
@@ -202,16 +234,17 @@ def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, a, s2, diag, us
 
 
 @njit(parallel=True, fastmath=False, error_model="numpy", nogil=True, cache=True)
-def _fused_kernel(x, U, UT, mt, lamk, logw, inv, cst, trc, a, s2, diag, use_blas, lgroup,
-                  want_logp, want_score, want_lap, block, nchunks, out_logp, out_score, out_lap):
+def _fused_kernel(x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a, s2, diag, use_blas,
+                  use_inv, lgroup, want_logp, want_score, want_lap, block, nchunks, out_logp,
+                  out_score, out_lap):
     """Split the blocks of points into ``nchunks`` contiguous runs, one ``prange`` task each
     (numba's thread count, 4 runs per thread); the work is in :func:`_run_blocks`."""
     nblocks = (x.shape[0] + block - 1) // block
     per_chunk = (nblocks + nchunks - 1) // nchunks
     for ch in prange(nchunks):
         _run_blocks(ch * per_chunk, min(nblocks, (ch + 1) * per_chunk), x, U, UT, mt, lamk, logw,
-                    inv, cst, trc, a, s2, diag, use_blas, lgroup, want_logp, want_score, want_lap,
-                    block, out_logp, out_score, out_lap)
+                    inv, cst, trc, CI, bk, amu, a, s2, diag, use_blas, use_inv, lgroup, want_logp,
+                    want_score, want_lap, block, out_logp, out_score, out_lap)
 
 
 @njit(fastmath=False, error_model="numpy", cache=True)
@@ -331,12 +364,21 @@ def mixture_terms_numba(x, means, U, lam, logw, a, s2, want=("logp", "score")):
         UT = np.ascontiguousarray(np.transpose(U, (0, 2, 1)))
         U = np.ascontiguousarray(U)
     K = mt.shape[0]
+    use_inv = False
+    CI, bk, amu = np.empty((0, d, d)), np.empty((0, d)), np.empty((0, d))
     if a_arr.size == 1:  # common time: precompute 1/lambda, tr C^-1 and the constants once
         var = a_arr[0] * a_arr[0] * lamk + s2_arr[0]
         inv = 1.0 / var
         cst = logw - 0.5 * np.log(var).sum(axis=1) - 0.5 * d * _LOG_2PI
         trc = inv.sum(axis=1)
         lgroup = 1
+        # (whatever is wanted, so that every subset of the outputs gives the same numbers)
+        use_inv = (not diag
+                   and float((var.max(axis=1) / var.min(axis=1)).max()) <= _INVERSE_MAX_COND)
+        if use_inv:  # C_k^-1 = U_k diag(1/lambda_k) U_k^T, from the eigendecomposition
+            CI = np.ascontiguousarray(np.einsum("kij,kj,klj->kil", U, inv, U))
+            amu = np.ascontiguousarray(a_arr[0] * means, dtype=np.float64)
+            bk = np.ascontiguousarray(np.einsum("kij,kj->ki", CI, amu))
     else:
         inv, cst, trc = np.empty((K, d)), np.empty(K), np.empty(K)
         lo = (a_arr * a_arr).min() * lamk.min() + s2_arr.min()
@@ -348,8 +390,9 @@ def mixture_terms_numba(x, means, U, lam, logw, a, s2, want=("logp", "score")):
     block = _block_size(d)
     with _launch(N * K) as threads:
         nchunks = max(1, min((N + block - 1) // block, 4 * threads))
-        _fused_kernel(x, U, UT, mt, lamk, logw, inv, cst, trc, a_arr, s2_arr, diag,
-                      (not diag) and d >= _BLAS_MIN_D, lgroup, "logp" in want, "score" in want,
-                      "laplacian" in want, block, nchunks, out_logp, out_score, out_lap)
+        _fused_kernel(x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a_arr, s2_arr, diag,
+                      (not diag) and d >= _BLAS_MIN_D, use_inv, lgroup, "logp" in want,
+                      "score" in want, "laplacian" in want, block, nchunks, out_logp, out_score,
+                      out_lap)
     out = {"logp": out_logp, "score": out_score, "laplacian": out_lap}
     return {name: out[name] for name in want}

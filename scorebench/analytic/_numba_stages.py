@@ -15,8 +15,8 @@ import math
 
 from numba import njit
 
-__all__ = ["load_transposed", "store_logp_score", "quad_rows", "quad_rows_per_point", "log_weight",
-           "lse_step", "welford"]
+__all__ = ["load_transposed", "store_logp_score", "quad_rows", "quad_rows_per_point",
+           "inverse_rows", "log_weight", "lse_step", "welford"]
 
 
 @njit(fastmath=False, error_model="numpy", cache=True)
@@ -64,6 +64,29 @@ def quad_rows(src, Z, amk, iv, q):
                 zi = z * ic
                 Z[c, i] = zi
                 q[i] += z * zi
+
+
+@njit(fastmath=False, error_model="numpy", cache=True)
+def inverse_rows(W, XT, bk, amu, q):
+    r"""From :math:`W = C_k^{-1} X`: ``W = W - b_k`` in place, which is
+    :math:`C_k^{-1}(x - a\mu_k) = -g_k`, and :math:`q = \sum_c (x_c - a\mu_{kc}) (W - b_k)_c`.
+
+    ``bk`` (d,) is :math:`C_k^{-1} a \mu_k`, ``amu`` (d,) is :math:`a \mu_k` (standard basis).
+    4 flops per point and coordinate.
+    """
+    d, B = W.shape
+    for c in range(d):
+        bc, ac = bk[c], amu[c]
+        if c == 0:
+            for i in range(B):
+                gk = W[0, i] - bc
+                W[0, i] = gk
+                q[i] = (XT[0, i] - ac) * gk
+        else:
+            for i in range(B):
+                gk = W[c, i] - bc
+                W[c, i] = gk
+                q[i] += (XT[c, i] - ac) * gk
 
 
 @njit(fastmath=False, error_model="numpy", cache=True)

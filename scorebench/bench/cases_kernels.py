@@ -11,7 +11,7 @@ the plain-numpy baseline of :func:`.peers.plain_numpy_score_laplacian`. Everythi
 kernel materialises (n, K, d) arrays, so it runs in chunks of at most 2**22 (n, K, d) elements
 (:func:`.measure.chunked`).
 
-Work behind the bound: N K exponentials and N K 4 d^2 projection flops (:mod:`.workloads`).
+Work behind the bound: N K exponentials and N K 2 d^2 projection flops (:mod:`.workloads`).
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def _setup(d, K, n, rows, seed):
 
 
 def _work(mix, n):
-    return {"exps": float(n) * mix.K, "flops": float(n) * mix.K * pair_flops(mix)}
+    return {"exps": float(n) * mix.K,
+            "flops": float(n) * mix.K * pair_flops(mix, common_time=True)}
 
 
 def _impls(mix, sde, ref, x, numpy_row=True):

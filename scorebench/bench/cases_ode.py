@@ -8,6 +8,7 @@ rounded to float32 (a change of log p_eps below 1e-5 here) and are scored agains
 exact values.
 
 Work behind the bound: ``evals * K`` exponentials and ``evals * K * c_d`` projection flops
+(per-sample times: ``4 d^2`` for full covariances)
 (:mod:`.workloads`), with ``evals`` the per-sample right-hand-side evaluations summed over the
 samples for scorebench's per-sample DOPRI5 (``2 + 6 (accepted + rejected)`` each: Hairer's
 initial step, then six new stages per attempt with FSAL) and ``N * NFE`` for batched peers.
@@ -41,7 +42,8 @@ def _setup(mix, n, seed):
 
 def _work(oracle, evals):
     K = oracle.K
-    return {"exps": float(evals) * K, "flops": float(evals) * K * pair_flops(oracle.mix)}
+    return {"exps": float(evals) * K,
+            "flops": float(evals) * K * pair_flops(oracle.mix, common_time=False)}
 
 
 def _ours(oracle, x, rtol, divergence="exact", backend="numba", seed=0):

@@ -79,7 +79,7 @@ def _mc_se(x, omegas) -> float:
 
 def _work(oracle, n, steps, evals_per_step):
     pairs = float(n) * steps * evals_per_step * oracle.K
-    return {"exps": pairs, "flops": pairs * pair_flops(oracle.mix),
+    return {"exps": pairs, "flops": pairs * pair_flops(oracle.mix, common_time=True),
             "normals": float(n) * steps * evals_per_step * oracle.d}
 
 

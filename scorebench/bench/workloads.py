@@ -20,8 +20,11 @@ Operation counts behind the bounds (per point; :mod:`.bounds` turns them into se
 exponential time, normal-draw time and matrix-multiply rate measured in the same run). Each
 (point, component) pair of a score/Laplacian evaluation costs one exponential (the
 responsibility) and the projections: ``2 d`` flops when every covariance is axis-aligned
-(diagonal in the standard basis), ``4 d^2`` flops with full covariances (``U^T x`` and
-``U (z / lambda)``), as in :mod:`scorebench.analytic._mixture_numba`. Per workload:
+(diagonal in the standard basis); with full covariances ``2 d^2`` at a common time (one product
+``C_k^{-1} x``, whose inverse is formed once per time) and ``4 d^2`` when every point has its
+own time (``U^T x`` and ``U (z / lambda)``: the inverse changes with t), as in
+:mod:`scorebench.analytic._mixture_numba`. Per workload (kernels and samplers at a common
+time, the likelihood per sample):
 
 * likelihood: ``evals * K * (t_exp + c_d / R_mm)`` with ``evals`` the right-hand-side
   evaluations actually used (per-sample counts where the implementation reports them, else
@@ -88,9 +91,12 @@ def axis_aligned(mix: GaussianMixture) -> bool:
     return bool(np.all(np.isclose(U.max(axis=2), 1.0)) and np.all(np.sum(U > 1e-12, axis=2) == 1))
 
 
-def pair_flops(mix: GaussianMixture) -> int:
-    """Projection flops per (point, component) pair: 2 d (axis-aligned) or 4 d^2 (full)."""
-    return 2 * mix.d if axis_aligned(mix) else 4 * mix.d * mix.d
+def pair_flops(mix: GaussianMixture, common_time: bool) -> int:
+    """Projection flops per (point, component) pair: 2 d (axis-aligned), else 2 d^2 at a common
+    time (one product with C_k^{-1}) or 4 d^2 with a time per point (U^T x, U (z / lambda))."""
+    if axis_aligned(mix):
+        return 2 * mix.d
+    return (2 if common_time else 4) * mix.d * mix.d
 
 
 @dataclass(frozen=True)

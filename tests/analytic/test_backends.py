@@ -157,6 +157,35 @@ def test_numba_matches_numpy_reference(mix_name, sde_name):
                 np.testing.assert_array_equal(part[key], got[key])
 
 
+@pytest.mark.parametrize("d", [6, 12])
+def test_one_product_path_agrees_with_the_eigenbasis_path(monkeypatch, d):
+    """Well-conditioned full covariances at a common time take one product with C_k^-1 per
+    component; forced through the two-product eigenbasis path instead, every output agrees to
+    1e-13 of its scale (the rounding analysis allows ~cond d eps = 100 d eps), and both to the
+    numpy reference at RTOL, far points included."""
+    from scorebench.analytic import _mixture_numba
+
+    rng = np.random.default_rng(7 + d)
+    mix = _full_mixture(rng, 5, d, 50.0)  # cond(C_k(t)) <= 50 at every t
+    oracle = MixtureOracle(mix, VPSDE())
+    for t in (0.05, 0.5):
+        x = _points(oracle, t, 200, rng)
+        a, s2 = _coeffs(VPSDE(), t)
+        var = a * a * mix.eigvals + s2
+        assert (var.max(1) / var.min(1)).max() <= _mixture_numba._INVERSE_MAX_COND
+        one = _terms(mixture_terms_numba, mix, x, a, s2)
+        monkeypatch.setattr(_mixture_numba, "_INVERSE_MAX_COND", 0.0)
+        two = _terms(mixture_terms_numba, mix, x, a, s2)
+        monkeypatch.undo()
+        assert not np.array_equal(one["score"], two["score"])  # the paths really differ
+        scale_s, scale_l, _, _ = _scales(mix, a, s2, x)
+        np.testing.assert_array_less(np.abs(one["score"] - two["score"]).max(1), 1e-13 * scale_s)
+        np.testing.assert_array_less(np.abs(one["laplacian"] - two["laplacian"]), 1e-13 * scale_l)
+        np.testing.assert_array_less(np.abs(one["logp"] - two["logp"]),
+                                     1e-13 * np.maximum(1.0, np.abs(two["logp"])))
+        _assert_close(one, _terms(mixture_terms, mix, x, a, s2), scale_s, scale_l)
+
+
 def test_per_point_times_without_grouped_log_determinant():
     """Eigenvalues outside [1e-38, 1e38] switch the log-determinant to one log per eigenvalue."""
     mix = MIXTURES["point-masses-d2"]
