@@ -74,7 +74,6 @@ D. H. D. West, "Updating mean and variance estimates: an improved method", Comm.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 
 import numba
@@ -114,19 +113,9 @@ _LAUNCH_LOCK = threading.Lock()
 _SERIAL_WORK = 1 << 15
 
 
-@contextlib.contextmanager
-def _launch(pairs):
-    """One kernel launch at a time; on the calling thread alone below :data:`_SERIAL_WORK`."""
-    with _LAUNCH_LOCK:
-        if pairs >= _SERIAL_WORK:
-            yield numba.get_num_threads()
-            return
-        prev = numba.get_num_threads()
-        numba.set_num_threads(1)  # thread-local in numba
-        try:
-            yield 1
-        finally:
-            numba.set_num_threads(prev)
+def _serial(pairs) -> bool:
+    """Whether a call of ``pairs`` (point, component) pairs runs on the calling thread alone."""
+    return pairs < _SERIAL_WORK
 
 
 @njit(fastmath=False, error_model="numpy", cache=True)
@@ -247,6 +236,18 @@ def _fused_kernel(x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a, s2, d
                     want_score, want_lap, block, out_logp, out_score, out_lap)
 
 
+@njit(fastmath=False, error_model="numpy", nogil=True, cache=True)
+def _serial_kernel(x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a, s2, diag, use_blas,
+                   use_inv, lgroup, want_logp, want_score, want_lap, block, out_logp, out_score,
+                   out_lap):
+    """:func:`_fused_kernel` on the calling thread alone, for small calls (no parallel launch,
+    no change of numba's thread count)."""
+    nblocks = (x.shape[0] + block - 1) // block
+    _run_blocks(0, nblocks, x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a, s2, diag,
+                use_blas, use_inv, lgroup, want_logp, want_score, want_lap, block, out_logp,
+                out_score, out_lap)
+
+
 @njit(fastmath=False, error_model="numpy", cache=True)
 def _small_matmul(M, X, out):
     """``out = M @ X`` for a small square M (d < 8), looping over the block's points."""
@@ -291,24 +292,83 @@ def _coefficient(v, n, name):
 def compiled_for(d: int, per_point: bool) -> bool:
     """Whether the kernel a call in ``d`` dimensions would run is compiled in this process
     (the generated one at a common time with d <= 4, else the generic one)."""
+    # (mid-sized calls run on the calling thread: the serial variants are the ones asked about)
     if not per_point and _generated.applies(d, 1):
-        return _generated.is_loaded(d) and bool(_generated.block_driver.signatures)
-    return bool(_fused_kernel.signatures)
+        return _generated.is_loaded(d) and bool(_generated.block_driver_serial.signatures)
+    return bool(_serial_kernel.signatures)
 
 
-def _generated_terms(x, means, U, lam, logw, a, s2, want):
+# What a call prepares from the mixture alone, kept for the mixtures in use (up to
+# _STATIC_MAX, each with eigenvectors of at most _STATIC_MAX_BYTES: for larger mixtures the
+# kernel's time dwarfs the preparation, and the cache must not hold gigabytes alive): ~10 us of
+# numpy calls per call otherwise, a quarter of a 256-point call. Keyed on the identity of the
+# four arrays (held by the entry, so an id is never reused while it is cached); the arrays are
+# treated as immutable, as a GaussianMixture's are.
+_STATIC: dict = {}
+_STATIC_MAX = 16
+_STATIC_MAX_BYTES = 1 << 22
+
+
+def _static(means, U, lam, logw) -> dict:
+    """The zero-weight-free arrays, the smallest eigenvalue (over all components: a singular
+    component has no density at t = 0 whatever its weight) and room for the layouts."""
+    originals = (means, U, lam, logw)
+    key = tuple(map(id, originals))
+    hit = _STATIC.get(key)
+    if hit is not None:
+        return hit[1]
+    st = {"lam_min": float(lam.min())}
+    keep = logw > -np.inf  # zero-weight components contribute exactly nothing
+    if not keep.all():
+        means, U, lam, logw = means[keep], U[keep], lam[keep], logw[keep]
+    st.update(means=means, U=U, lam=lam, logw=np.ascontiguousarray(logw, dtype=np.float64))
+    if U.nbytes > _STATIC_MAX_BYTES:
+        return st
+    if len(_STATIC) >= _STATIC_MAX:
+        _STATIC.pop(next(iter(_STATIC)))
+    _STATIC[key] = (originals, st)
+    return st
+
+
+def _generic_layout(st):
+    """``(diag, lamk, mt, U, UT)`` of the generic kernel for a :func:`_static` entry."""
+    lay = st.get("generic")
+    if lay is None:
+        means, U, lam = st["means"], st["U"], st["lam"]
+        rows = _axis_permutation(U)
+        if rows is not None:  # diagonal in the standard basis: eigenvalues onto the axes
+            lamk = np.empty_like(lam)
+            np.put_along_axis(lamk, rows, lam, axis=1)
+            U = np.ascontiguousarray(U)
+            lay = (True, lamk, np.ascontiguousarray(means, dtype=np.float64), U, U)
+        else:
+            lay = (False, np.ascontiguousarray(lam),
+                   np.ascontiguousarray(projected_means(means, U)), np.ascontiguousarray(U),
+                   np.ascontiguousarray(np.transpose(U, (0, 2, 1))))
+        st["generic"] = lay
+    return lay
+
+
+def _generated_terms(x, st, a, s2, want):
     """The common-time case for small d: :mod:`._unrolled_mixture_numba`'s generated kernel."""
     N, d = x.shape
-    P = _generated.constants(U, lam, projected_means(means, U), logw, a, s2)
+    U, lam, logw = st["U"], st["lam"], st["logw"]
+    mt = st.get("projected")
+    if mt is None:
+        mt = st["projected"] = projected_means(st["means"], U)
+    P = _generated.constants(U, lam, mt, logw, a, s2)
     fn = _generated.block_function(d).address
     out_logp = np.empty(N if "logp" in want else 0)
     out_score = np.empty((N, d) if "score" in want else (0, d))
     out_lap = np.empty(N if "laplacian" in want else 0)
-    with _launch(N * logw.shape[0]) as threads:
-        nchunks = max(1, min(-(-N // _generated.BLOCK), 4 * threads))
-        _generated.block_driver(x, P, P.shape[0] // _generated.CHUNK, fn, "logp" in want,
-                                "score" in want, "laplacian" in want, nchunks, out_logp,
-                                out_score, out_lap)
+    nk, flags = P.shape[0] // _generated.CHUNK, ("logp" in want, "score" in want,
+                                                  "laplacian" in want)
+    if _serial(N * logw.shape[0]):
+        _generated.block_driver_serial(x, P, nk, fn, *flags, out_logp, out_score, out_lap)
+    else:
+        with _LAUNCH_LOCK:
+            nchunks = max(1, min(-(-N // _generated.BLOCK), 4 * numba.get_num_threads()))
+            _generated.block_driver(x, P, nk, fn, *flags, nchunks, out_logp, out_score, out_lap)
     out = {"logp": out_logp, "score": out_score, "laplacian": out_lap}
     return {name: out[name] for name in want}
 
@@ -336,7 +396,8 @@ def mixture_terms_numba(x, means, U, lam, logw, a, s2, want=("logp", "score")):
     a_arr, s2_arr = _coefficient(a, N, "a"), _coefficient(s2, N, "s2")
     if a_arr.size != s2_arr.size:  # one per-point, the other common: give both per-point
         a_arr, s2_arr = np.broadcast_to(a_arr, (N,)).copy(), np.broadcast_to(s2_arr, (N,)).copy()
-    lam_min = float(lam.min())
+    st = _static(means, U, lam, logw)
+    lam_min = st["lam_min"]
     if a_arr.size == 1:  # the smallest a^2 Lambda + s^2 (Python floats: no array call)
         singular = float(a_arr[0]) ** 2 * lam_min + float(s2_arr[0]) <= 0.0
     else:
@@ -345,24 +406,10 @@ def mixture_terms_numba(x, means, U, lam, logw, a, s2, want=("logp", "score")):
         raise ValueError(
             "t: the density at t = 0 does not exist for singular (point-mass) components; use t > 0"
         )
-    keep = logw > -np.inf  # zero-weight components contribute exactly nothing
-    if not keep.all():
-        means, U, lam, logw = means[keep], U[keep], lam[keep], logw[keep]
-    logw = np.ascontiguousarray(logw, dtype=np.float64)
+    means, U, lam, logw = st["means"], st["U"], st["lam"], st["logw"]
     if a_arr.size == 1 and _generated.applies(d, logw.shape[0]):
-        return _generated_terms(x, means, U, lam, logw, a_arr[0], s2_arr[0], want)
-    rows = _axis_permutation(U)
-    diag = rows is not None
-    if diag:  # covariances diagonal in the standard basis: permute the eigenvalues onto the axes
-        lamk = np.empty_like(lam)
-        np.put_along_axis(lamk, rows, lam, axis=1)
-        mt = np.ascontiguousarray(means, dtype=np.float64)
-        U = UT = np.ascontiguousarray(U)
-    else:
-        lamk = np.ascontiguousarray(lam)
-        mt = np.ascontiguousarray(projected_means(means, U))
-        UT = np.ascontiguousarray(np.transpose(U, (0, 2, 1)))
-        U = np.ascontiguousarray(U)
+        return _generated_terms(x, st, a_arr[0], s2_arr[0], want)
+    diag, lamk, mt, U, UT = _generic_layout(st)
     K = mt.shape[0]
     use_inv = False
     CI, bk, amu = np.empty((0, d, d)), np.empty((0, d)), np.empty((0, d))
@@ -376,7 +423,7 @@ def mixture_terms_numba(x, means, U, lam, logw, a, s2, want=("logp", "score")):
         use_inv = (not diag
                    and float((var.max(axis=1) / var.min(axis=1)).max()) <= _INVERSE_MAX_COND)
         if use_inv:  # C_k^-1 = U_k diag(1/lambda_k) U_k^T, from the eigendecomposition
-            CI = np.ascontiguousarray(np.einsum("kij,kj,klj->kil", U, inv, U))
+            CI = np.ascontiguousarray((U * inv[:, None, :]) @ UT)  # batched BLAS, not einsum
             amu = np.ascontiguousarray(a_arr[0] * means, dtype=np.float64)
             bk = np.ascontiguousarray(np.einsum("kij,kj->ki", CI, amu))
     else:
@@ -388,11 +435,14 @@ def mixture_terms_numba(x, means, U, lam, logw, a, s2, want=("logp", "score")):
     out_score = np.empty((N, d) if "score" in want else (0, d))
     out_lap = np.empty(N if "laplacian" in want else 0)
     block = _block_size(d)
-    with _launch(N * K) as threads:
-        nchunks = max(1, min((N + block - 1) // block, 4 * threads))
-        _fused_kernel(x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a_arr, s2_arr, diag,
-                      (not diag) and d >= _BLAS_MIN_D, use_inv, lgroup, "logp" in want,
-                      "score" in want, "laplacian" in want, block, nchunks, out_logp, out_score,
-                      out_lap)
+    args = (x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a_arr, s2_arr, diag,
+            (not diag) and d >= _BLAS_MIN_D, use_inv, lgroup, "logp" in want, "score" in want,
+            "laplacian" in want, block)
+    if _serial(N * K):
+        _serial_kernel(*args, out_logp, out_score, out_lap)
+    else:
+        with _LAUNCH_LOCK:
+            nchunks = max(1, min((N + block - 1) // block, 4 * numba.get_num_threads()))
+            _fused_kernel(*args, nchunks, out_logp, out_score, out_lap)
     out = {"logp": out_logp, "score": out_score, "laplacian": out_lap}
     return {name: out[name] for name in want}

@@ -81,6 +81,10 @@ def compile_group(name: str) -> None:
             oracle.score_and_laplacian(x, np.full(x.shape[0], 0.5))
             oracle.log_prob(x, 0.5)
             oracle.sample(8, 0.5, np.random.default_rng(2))
+            # small calls run the serial drivers, from 2^15 (point, component) pairs the parallel
+            big = np.random.default_rng(3).standard_normal(((1 << 15) // mix.K + 1, mix.d))
+            oracle.score_and_laplacian(big, 0.5)
+            oracle.score_and_laplacian(big, np.full(big.shape[0], 0.5))
     if name == "oracle":  # the generated kernels of the other small dimensions (1-5 s each)
         from scorebench.analytic._unrolled_mixture_numba import MAX_D, block_function
 

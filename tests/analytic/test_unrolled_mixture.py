@@ -97,13 +97,16 @@ def test_generated_and_generic_numba_kernels_agree(monkeypatch):
 
 def test_generated_kernel_is_used_for_common_times_and_small_d_only(monkeypatch):
     calls = []
-    real = gen.block_driver
 
-    def spy(*args):
-        calls.append(args[0].shape)
-        return real(*args)
+    def spy(real):
+        def call(*args):
+            calls.append(args[0].shape)
+            return real(*args)
+        return call
 
-    monkeypatch.setattr(gen, "block_driver", spy)
+    # small calls run the serial driver, large ones the parallel one: watch both
+    monkeypatch.setattr(gen, "block_driver", spy(gen.block_driver))
+    monkeypatch.setattr(gen, "block_driver_serial", spy(gen.block_driver_serial))
     for d, per_point in ((2, False), (4, False), (5, False), (2, True)):
         mix = _mixture(d, 3, d)
         x = _points(mix, 0.7, 0.4, 50, 1)
@@ -177,3 +180,50 @@ def test_generated_module_is_compiled_once_and_cached_on_disk():
 def test_block_source_rejects_a_bad_dimension(bad):
     with pytest.raises(ValueError, match="d: expected an int >= 1"):
         gen.block_source(bad)
+
+
+@pytest.mark.parametrize("d, per_point", [(2, False), (6, False), (6, True)])
+def test_serial_and_parallel_launches_give_identical_numbers(monkeypatch, d, per_point):
+    """Small calls run on the calling thread (serial drivers), large ones in parallel; a lane's
+    arithmetic never depends on the launch, so the numbers are the same bit for bit."""
+    from scorebench.analytic import _mixture_numba
+
+    mix = _mixture(d, 5, d)
+    n = 700
+    x = _points(mix, 0.8, 0.3, n, 9)
+    a = np.full(n, 0.8) if per_point else 0.8
+    s2 = np.full(n, 0.3) if per_point else 0.3
+    args = (x, mix.means, mix.eigvecs, mix.eigvals, mix.log_weights, a, s2, WANT)
+    monkeypatch.setattr(_mixture_numba, "_SERIAL_WORK", 1 << 40)
+    serial = mixture_terms_numba(*args)
+    monkeypatch.setattr(_mixture_numba, "_SERIAL_WORK", 0)
+    parallel = mixture_terms_numba(*args)
+    for key in WANT:
+        np.testing.assert_array_equal(serial[key], parallel[key])
+
+
+def test_prepared_mixture_cache_follows_the_arrays():
+    """The per-mixture preparation is cached by the identity of the arrays passed: new arrays
+    (another mixture, or a zero-weight component dropped) are prepared anew, never mixed up."""
+    from scorebench.analytic import _mixture_numba
+
+    mix = _mixture(6, 4, 11)
+    x = _points(mix, 0.8, 0.3, 300, 12)
+    args = (mix.means, mix.eigvecs, mix.eigvals, mix.log_weights, 0.8, 0.3, WANT)
+    first = mixture_terms_numba(x, *args)
+    again = mixture_terms_numba(x, *args)
+    key = tuple(map(id, args[:4]))
+    assert key in _mixture_numba._STATIC
+    for name in WANT:
+        np.testing.assert_array_equal(first[name], again[name])
+    # a copy of the mixture with one component's weight set to zero: that component drops out
+    logw = mix.log_weights.copy()
+    logw[1] = -np.inf
+    dropped = mixture_terms_numba(x, mix.means.copy(), mix.eigvecs.copy(), mix.eigvals.copy(),
+                                  logw, 0.8, 0.3, WANT)
+    keep = [0, 2, 3]
+    ref = mixture_terms_numba(x, mix.means[keep], mix.eigvecs[keep], mix.eigvals[keep],
+                              mix.log_weights[keep], 0.8, 0.3, WANT)
+    for name in WANT:
+        np.testing.assert_allclose(dropped[name], ref[name], rtol=1e-12, atol=1e-12)
+        assert not np.allclose(dropped[name], first[name])
