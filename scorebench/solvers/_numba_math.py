@@ -35,7 +35,8 @@ from numba import njit
 from scorebench.analytic._numba_exp import f64_as_i64 as _f64_as_i64
 from scorebench.analytic._numba_exp import i64_as_f64 as _i64_as_f64
 
-__all__ = ["fast_exp", "fast_exp_expm1", "fast_expm1", "fast_log", "seed_stream", "xoshiro_step",
+__all__ = ["fast_exp", "fast_exp_expm1", "fast_expm1", "fast_log", "log_parts", "log_of_parts",
+           "seed_stream", "xoshiro_step",
            "next_u64", "uniform", "standard_normal", "ziggurat_tables"]
 
 
@@ -110,6 +111,24 @@ _SQRT2 = 1.4142135623730951
 _MANT = 0x000FFFFFFFFFFFFF
 _ONE_BITS = 0x3FF0000000000000
 _TWO52_BITS = 0x4330000000000000  # the IEEE bits of 2^52
+
+
+@njit(cache=True, fastmath=_FM, inline="always")
+def log_parts(x):
+    """``(m, e)`` with ``x = m 2^e``, ``m`` in [1, 2) and ``e`` an integer-valued float, for a
+    positive normal float64 ``x``: from the IEEE bits, branch-free. A product of up to 8 such
+    ``m`` stays in [1, 256), so :func:`log_of_parts` takes the log of a product of up to 8
+    numbers of any normal size with one logarithm."""
+    bits = _f64_as_i64(x)
+    e = _i64_as_f64((bits >> 52) | _TWO52_BITS) - (4503599627370496.0 + 1023.0)
+    return _i64_as_f64((bits & _MANT) | _ONE_BITS), e
+
+
+@njit(cache=True, fastmath=_FM, inline="always")
+def log_of_parts(m, e):
+    """``log(m 2^e)`` for ``m`` >= 1 (a product of :func:`log_parts` mantissas) and an
+    integer-valued ``e`` (``e ln2_hi`` is exact for ``|e| < 2^11``, else within 1e-12)."""
+    return fast_log(m) + (e * _LN2_HI + e * _LN2_LO)
 
 
 @njit(cache=True, fastmath=_FM, inline="always")
