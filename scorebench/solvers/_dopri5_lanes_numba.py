@@ -21,8 +21,7 @@ from numba import njit, prange
 from scorebench.analytic._numba_exp import f64_as_i64, i64_as_f64
 
 from scorebench.analytic._bare_arrays_numba import bare, touch
-from ._mixture_lanes_numba import (lanes_score, lanes_score_blas, lanes_score_diag_shared,
-                                   lanes_time_setup)
+from ._mixture_lanes_numba import lanes_score, lanes_score_diag_shared, lanes_time_setup
 from ._numba_math import fast_exp, fast_log
 from ._numba_precision import like
 from ._sde_coeffs_numba import lanes_coeffs
@@ -154,7 +153,7 @@ def _err_pow(err):
 
 @njit(cache=True, fastmath=_FM, error_model="numpy", inline="always")
 def _rhs(tt, Y, out, code, params, diag, shared, mT, W, lamT, logw, work, INV, C, TR, U, L,
-         P, unrolled, score_fn, same_times, blas, WS, WTN, UK):
+         P, unrolled, score_fn, same_times):
     """out (m, B) = (v, div v) at the lanes' points Y[:d] (m, B) and times tt (B,).
 
     With ``unrolled`` the score and Laplacian come from ``score_fn``, the generated
@@ -181,9 +180,6 @@ def _rhs(tt, Y, out, code, params, diag, shared, mT, W, lamT, logw, work, INV, C
                  array_ptr(logw), array_ptr(out), array_ptr(LAP), B)
     elif diag and shared:
         lanes_score_diag_shared(Y, Ad, S2d, mT, lamT, logw, True, L, M, S, P[0], P[1], out, LAP)
-    elif blas:  # full covariances, d >= 8: the projections as two matrix products
-        lanes_time_setup(Ad, S2d, lamT, logw, shared, INV, C, TR, tmp)
-        lanes_score_blas(Y, Ad, mT, WS, WTN, INV, C, TR, True, UK, L, M, S, out, LAP)
     else:
         lanes_time_setup(Ad, S2d, lamT, logw, shared, INV, C, TR, tmp)
         lanes_score(Y, Ad, diag, mT, W, INV, C, TR, True, U, L, M, S, out, LAP)
@@ -197,8 +193,7 @@ def _rhs(tt, Y, out, code, params, diag, shared, mT, W, lamT, logw, work, INV, C
 
 @njit(cache=True, fastmath=_FM, error_model="numpy")
 def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, unrolled,
-                 score_fn, blas, WS, WTN, rtol, atol, first_step, max_steps, xT, delta, nfe,
-                 nacc, nrej, status):
+                 score_fn, rtol, atol, first_step, max_steps, xT, delta, nfe, nacc, nrej, status):
     """Integrate samples n0 .. n1 - 1 of X (N, d), LANES at a time (see the module docstring).
 
     The state, the stages and the score run in X's dtype (float64 or float32); times, step
@@ -218,7 +213,6 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
             np.empty(B, dt), np.empty(B, dt))
     INV = np.empty((d, K, B), dt)
     U = np.empty((d, K, B), dt)
-    UK = np.empty((K * d, B) if blas else (1, 1), dt)  # lanes_score_blas's projections
     P = np.empty((2, d, B), dt)
     C = np.empty((K, B), dt)
     TR = np.empty((K, B), dt)
@@ -322,7 +316,7 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
             F = KS[s]  # the evaluation goes straight into its stage slot
             # stage 6 is at t + h like stage 5 (c_5 = c_6 = 1): same SDE coefficients
             _rhs(tt, Yt, F, code, params, diag, shared, mT, W, lamT, logw, work, INV, C, TR, U, L,
-                 P, unrolled, score_fn, s == 6, blas, WS, WTN, UK)
+                 P, unrolled, score_fn, s == 6)
             if s <= 2:
                 for b in range(B):
                     if init[b] and idx[b] >= 0:
@@ -427,15 +421,13 @@ def _finish(b, n, st, Y, d, na, nr, ev, xT, delta, nfe, nacc, nrej, status):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def loglik_kernel(X, eps, code, params, diag, shared, mT, W, lamT, logw, unrolled, score_fn, blas,
-                  WS, WTN, rtol, atol, first_step, max_steps, nchunks, xT, delta, nfe, nacc,
-                  nrej, status):
+def loglik_kernel(X, eps, code, params, diag, shared, mT, W, lamT, logw, unrolled, score_fn, rtol,
+                  atol, first_step, max_steps, nchunks, xT, delta, nfe, nacc, nrej, status):
     """Fill the per-sample outputs; ``nchunks`` chunks of samples run in parallel.
 
     ``unrolled``, ``score_fn``: use the generated score of :mod:`._unrolled_score_numba`
     (a ``cfunc`` of :func:`~._unrolled_score_numba.score_signature`, so this kernel is compiled
-    once for every mixture shape); otherwise ``score_fn`` is not called. ``blas``, ``WS``,
-    ``WTN``: full covariances through :func:`~._mixture_lanes_numba.lanes_score_blas`.
+    once for every mixture shape); otherwise ``score_fn`` is not called.
 
     One chunk per thread: each lane then works through ~N / (nchunks LANES) samples back to
     back, and only the last one leaves it idle while the others finish. The chunking never
@@ -445,5 +437,5 @@ def loglik_kernel(X, eps, code, params, diag, shared, mT, W, lamT, logw, unrolle
     per = max(LANES, (N + nchunks - 1) // nchunks)
     for c in prange((N + per - 1) // per):
         _solve_chunk(X, c * per, min(N, (c + 1) * per), eps, code, params, diag, shared, mT, W,
-                     lamT, logw, unrolled, score_fn, blas, WS, WTN, rtol, atol, first_step,
-                     max_steps, xT, delta, nfe, nacc, nrej, status)
+                     lamT, logw, unrolled, score_fn, rtol, atol, first_step, max_steps, xT, delta,
+                     nfe, nacc, nrej, status)

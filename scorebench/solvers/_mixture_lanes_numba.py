@@ -20,7 +20,7 @@ the rest. The lane index is the **last** axis of every array, so each operation 
 unit-stride loop over lanes that LLVM vectorises (with the branch-free
 :func:`~._numba_math.fast_exp`); a lane's result never depends on the other lanes. Points in the
 original coordinates when every covariance is diagonal (``diag``), else projected with
-``W[i, j, k] = U_k[j, i]``; with equal eigenvalues in all components (``shared``) the
+``W[k d + i, j] = U_k[j, i]``; with equal eigenvalues in all components (``shared``) the
 log-determinants cancel in the responsibilities and are skipped. When both hold (isotropic or
 diagonal components of one shape, e.g. the benchmark ring) :func:`lanes_score_diag_shared` needs
 no (d, K, B) array at all.
@@ -32,7 +32,7 @@ Time set-up takes its logarithms in float64 either way.
 Operation count per point (d dimensions, K components): quadratic forms 4Kd flops (``diag``) or
 4Kd + 2Kd^2 (projection), K ``exp`` and ~4K flops for the softmax, 2Kd (``diag``) or 2Kd + 2Kd^2
 for the score, 3Kd + 2K for the Laplacian. Time set-up: d divisions (``shared``) or Kd divisions
-and Kd/8 logarithms. With full covariances and d >= 8 (:func:`use_blas`), the 2Kd^2 + 2Kd^2 of
+and Kd/8 logarithms. With full covariances and d >= 8, the 2Kd^2 + 2Kd^2 of
 the projection and the score are two stacked BLAS products (:func:`lanes_score_blas`): the
 16-D, K = 8 likelihood of the benchmarks went from 937 to 435 ns per evaluation on one core. ``diag`` and ``shared``: 3Kd + K flops, K ``exp``, 3Kd + 5d flops, d
 divisions. The functions are compiled once and called once per block of lanes (their argument
@@ -52,7 +52,8 @@ from ._numba_math import log_of_parts, log_parts
 from ._numba_precision import lane_exp, like
 
 __all__ = ["MixtureLayout", "mixture_layout", "layout_as", "cached_layout", "lanes_time_setup",
-           "lanes_score", "lanes_score_blas", "lanes_score_diag_shared", "use_blas"]
+           "lanes_score", "lanes_score_loops", "lanes_score_blas", "lanes_score_diag_shared",
+           "BLAS_MIN_D", "BLAS_MAX_WORK"]
 
 # FMA contraction and reassociation (so reductions vectorise); fast_exp keeps its own flags.
 _FM = {"contract", "reassoc"}
@@ -70,15 +71,13 @@ class MixtureLayout(NamedTuple):
         All components have the same eigenvalues.
     mT : ndarray, shape (d, K)
         Means (``diag``) or projected means ``U_k^T mu_k``, transposed.
-    W : ndarray, shape (d, d, K) (``(1, 1, K)`` when ``diag``)
-        ``W[i, j, k] = U_k[j, i]``.
+    W : ndarray, shape (K d, d) (``(1, 1)`` when ``diag``)
+        The :math:`U_k^\top` stacked: ``W[k d + i, j] = U_k[j, i]`` (so :math:`U_k^\top x` for
+        every k is one product ``W @ x``).
     lamT : ndarray, shape (d, K)
         Eigenvalues (diagonals when ``diag``), transposed.
     logw : ndarray, shape (K,)
         Log weights of the components with positive weight (the others are dropped).
-    WS, WTN : ndarray, shapes (K d, d) and (d, K d) (``(1, 1)`` when ``diag``)
-        The projections stacked for :func:`lanes_score_blas`: ``WS[k d + i, j] = U_k[j, i]``
-        (all :math:`U_k^\top` on top of each other) and ``WTN[j, k d + i] = -U_k[j, i]``.
     """
 
     diag: bool
@@ -87,8 +86,6 @@ class MixtureLayout(NamedTuple):
     W: np.ndarray
     lamT: np.ndarray
     logw: np.ndarray
-    WS: np.ndarray = np.zeros((1, 1))
-    WTN: np.ndarray = np.zeros((1, 1))
 
 
 def mixture_layout(mix) -> MixtureLayout:
@@ -99,25 +96,22 @@ def mixture_layout(mix) -> MixtureLayout:
     dg = np.einsum("kii->ki", covs)
     diag = bool(np.all(covs == dg[:, :, None] * np.eye(d)[None]))
     if diag:
-        lam, mt, W = np.maximum(dg, 0.0), means, np.zeros((1, 1, K))
+        lam, mt, W = np.maximum(dg, 0.0), means, np.zeros((1, 1))
     else:
         lam, U = mix.eigvals[keep], mix.eigvecs[keep]
         mt = np.einsum("kde,kd->ke", U, means)
-        W = np.ascontiguousarray(np.transpose(U, (2, 1, 0)))  # W[i, j, k] = U[k, j, i]
+        # W[k d + i, j] = U[k, j, i]: the U_k^T stacked
+        W = np.ascontiguousarray(np.transpose(U, (0, 2, 1)).reshape(K * d, d))
     lamT = np.ascontiguousarray(lam.T)
     shared = bool(np.all(lamT == lamT[:, :1]))
-    WS = WTN = np.zeros((1, 1))
-    if not diag:
-        WS = np.ascontiguousarray(np.transpose(W, (2, 0, 1)).reshape(K * d, d))
-        WTN = np.ascontiguousarray(-np.transpose(W, (1, 2, 0)).reshape(d, K * d))
     return MixtureLayout(diag, shared, np.ascontiguousarray(mt.T), W, lamT,
-                         np.ascontiguousarray(np.log(mix.weights[keep])), WS, WTN)
+                         np.ascontiguousarray(np.log(mix.weights[keep])))
 
 
 def layout_as(lay: MixtureLayout, dtype) -> MixtureLayout:
     """The same layout with its arrays in ``dtype`` (float32 kernels take float32 parameters)."""
     return lay._replace(**{f: np.ascontiguousarray(getattr(lay, f), dtype=dtype)
-                           for f in ("mT", "W", "lamT", "logw", "WS", "WTN")})
+                           for f in ("mT", "W", "lamT", "logw")})
 
 
 # layouts of the mixtures in use, per dtype: building one costs ~35 us of numpy calls, 4 % of a
@@ -188,6 +182,13 @@ def lanes_time_setup(A, S2, lamT, logw, shared, INV, C, TR, tmp):
                         C[k, b] -= half * like(log_of_parts(PM[b], PE[b]), C[k, b])
 
 
+# full covariances: the projections as BLAS products from this dimension on (below, the loops
+# are as fast), while K d^2 B stays small enough that OpenBLAS keeps each product on the
+# calling thread (m n k <= 65536 * 4; beyond, its threads would compete with numba's)
+BLAS_MIN_D = 8
+BLAS_MAX_WORK = 262144
+
+
 @njit(cache=True, fastmath=_FM, error_model="numpy")
 def _responsibilities(L, M, S):
     """Softmax over k of the log-weights ``L`` (K, B) in each lane, in place (``M``, ``S``
@@ -219,8 +220,23 @@ def lanes_score(X, A, diag, mT, W, INV, C, TR, want_lap, U, L, M, S, SC, LAP):
     """Score ``SC`` (d, B) and, if ``want_lap``, Laplacian ``LAP`` (B,) of p_t at ``X`` (d, B).
 
     ``A`` (B,) and ``INV, C, TR`` (from :func:`lanes_time_setup`) describe each lane's time.
-    Scratch: ``U`` (d, K, B), ``L`` (K, B), ``M`` and ``S`` (B,).
+    Scratch: ``U`` (d, K, B), ``L`` (K, B), ``M`` and ``S`` (B,). ``X`` and ``SC`` may have
+    more than d rows (the likelihood's augmented state): only the first d are read / written.
+    Full covariances with d >= :data:`BLAS_MIN_D` go through :func:`lanes_score_blas` while
+    K d^2 B <= :data:`BLAS_MAX_WORK`, the rest through :func:`lanes_score_loops`.
     """
+    d, K = mT.shape
+    B = X.shape[1]
+    if (not diag) and d >= BLAS_MIN_D and K * d * d * B <= BLAS_MAX_WORK:
+        lanes_score_blas(X, A, mT, W, INV, C, TR, want_lap, U.reshape((K * d, B)), L, M, S, SC,
+                         LAP)
+    else:
+        lanes_score_loops(X, A, diag, mT, W, INV, C, TR, want_lap, U, L, M, S, SC, LAP)
+
+
+@njit(cache=True, fastmath=_FM, error_model="numpy")
+def lanes_score_loops(X, A, diag, mT, W, INV, C, TR, want_lap, U, L, M, S, SC, LAP):
+    """:func:`lanes_score` as loops over lanes (diagonal covariances, or small d)."""
     d, K = mT.shape
     B = X.shape[1]
     half = like(0.5, X)
@@ -240,7 +256,7 @@ def lanes_score(X, A, diag, mT, W, INV, C, TR, want_lap, U, L, M, S, SC, LAP):
                 for b in range(B):
                     U[i, k, b] = -A[b] * mik
                 for j in range(d):
-                    w = W[i, j, k]
+                    w = W[k * d + i, j]
                     for b in range(B):
                         U[i, k, b] += w * X[j, b]
     for k in range(K):
@@ -277,7 +293,7 @@ def lanes_score(X, A, diag, mT, W, INV, C, TR, want_lap, U, L, M, S, SC, LAP):
         for k in range(K):
             for i in range(d):
                 for j in range(d):
-                    w = W[i, j, k]
+                    w = W[k * d + i, j]
                     for b in range(B):
                         SC[j, b] -= w * U[i, k, b]
     if want_lap:
@@ -286,34 +302,21 @@ def lanes_score(X, A, diag, mT, W, INV, C, TR, want_lap, U, L, M, S, SC, LAP):
                 LAP[b] -= SC[i, b] * SC[i, b]
 
 
-# the stacked products run through BLAS from this dimension on (below, the loops of
-# lanes_score are as fast), while K d^2 B stays small enough that OpenBLAS keeps each product on
-# the calling thread (m n k <= 65536 * 4; beyond, its threads would compete with numba's)
-BLAS_MIN_D = 8
-BLAS_MAX_WORK = 262144
-
-
-def use_blas(lay, lanes: int) -> bool:
-    """Whether :func:`lanes_score_blas` serves layout ``lay`` with blocks of ``lanes`` lanes."""
-    d, K = lay.mT.shape
-    return (not lay.diag) and d >= BLAS_MIN_D and K * d * d * lanes <= BLAS_MAX_WORK
-
-
 @njit(cache=True, fastmath=_FM, error_model="numpy")
-def lanes_score_blas(X, A, mT, WS, WTN, INV, C, TR, want_lap, UK, L, M, S, SC, LAP):
+def lanes_score_blas(X, A, mT, W, INV, C, TR, want_lap, UK, L, M, S, SC, LAP):
     r""":func:`lanes_score` for full covariances with the projections as matrix products.
 
-    :math:`U_k^\top X` for all k at once is ``WS @ X[:d]`` ((K d, d) x (d, B)), and the score
-    :math:`-\sum_k U_k (\pi_k u_k)` is ``WTN @ UK`` ((d, K d) x (K d, B)), two BLAS calls
-    (for :func:`use_blas` layouts: OpenBLAS stays single-threaded) instead of 2 K d^2
-    multiply-adds per lane in loops that load and store the (d, K, B) array at every step.
-    Same maths as :func:`lanes_score` (sums in another order). Scratch: ``UK`` (K d, B),
-    ``L`` (K, B), ``M`` and ``S`` (B,).
+    :math:`U_k^\top X` for all k at once is ``W @ X[:d]`` ((K d, d) x (d, B)), and the score
+    :math:`-\sum_k U_k (\pi_k u_k)` is ``W.T @ UK`` ((d, K d) x (K d, B)) with ``UK`` holding
+    :math:`-\pi_k u_k`: two BLAS calls instead of 2 K d^2 multiply-adds per lane in loops that
+    load and store the (d, K, B) array at every step (the 16-D, K = 8 likelihood: 937 -> 435 ns
+    per evaluation on one core, measured). Same maths as :func:`lanes_score_loops` (sums in
+    another order). Scratch: ``UK`` (K d, B), ``L`` (K, B), ``M`` and ``S`` (B,).
     """
     d, K = mT.shape
     B = X.shape[1]
     half = like(0.5, X)
-    np.dot(WS, X[:d], UK)
+    np.dot(W, X[:d], UK)
     for k in range(K):
         for b in range(B):
             L[k, b] = C[k, b]
@@ -339,8 +342,8 @@ def lanes_score_blas(X, A, mT, WS, WTN, INV, C, TR, want_lap, UK, L, M, S, SC, L
                 pu = L[k, b] * UK[r, b]
                 if want_lap:
                     LAP[b] += pu * UK[r, b]
-                UK[r, b] = pu
-    np.dot(WTN, UK, SC[:d])  # SC may have more rows (the augmented state): the first d
+                UK[r, b] = -pu
+    np.dot(W.T, UK, SC[:d])  # SC may have more rows (the augmented state): the first d
     if want_lap:
         for i in range(d):
             for b in range(B):

@@ -66,8 +66,8 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from ._dopri5_lanes_numba import LANES, OK, STEP_TOO_SMALL, TOO_MANY_STEPS, loglik_kernel
-from ._mixture_lanes_numba import cached_layout, use_blas
+from ._dopri5_lanes_numba import OK, STEP_TOO_SMALL, TOO_MANY_STEPS, loglik_kernel
+from ._mixture_lanes_numba import cached_layout
 from ._sde_coeffs_numba import sde_to_params
 from ._unrolled_score_numba import score_args
 
@@ -179,8 +179,7 @@ def dopri5_loglik_numba(oracle, x, eps=1e-5, rtol=1e-5, atol=1e-5, prior="defaul
     nacc, nrej = np.empty(N, dtype=np.int64), np.empty(N, dtype=np.int64)
     status = np.empty(N, dtype=np.int8)
     loglik_kernel(x, eps, code, params, lay.diag, lay.shared, lay.mT, lay.W, lay.lamT, lay.logw,
-                  *score_args(lay, dtype, True), use_blas(lay, LANES), lay.WS, lay.WTN, rtol,
-                  atol, h0, int(max_steps),
+                  *score_args(lay, dtype, True), rtol, atol, h0, int(max_steps),
                   numba.get_num_threads(), xT, delta, nfe, nacc, nrej, status)
     ok = status == OK
     all_ok = bool(ok.all())

@@ -238,11 +238,11 @@ def test_layout_cache_per_mixture_and_dtype_rebuilt_when_an_array_is_replaced():
 @pytest.mark.parametrize("dt", [np.float64, np.float32])
 @pytest.mark.parametrize("d, K", [(8, 3), (16, 8)])
 def test_blas_lanes_score_matches_the_loop_kernel(d, K, dt):
-    """Full covariances, d >= 8: the two stacked matrix products of lanes_score_blas give the
-    loop kernel's score and Laplacian up to the order of the sums (and the augmented state's
-    extra row of the output is left alone)."""
-    from scorebench.solvers._mixture_lanes_numba import (lanes_score, lanes_score_blas,
-                                                         lanes_time_setup, use_blas)
+    """Full covariances, d >= 8: the two stacked matrix products of lanes_score_blas (what
+    lanes_score runs there) give the loop kernel's score and Laplacian up to the order of the
+    sums, and leave the augmented state's extra output row alone."""
+    from scorebench.solvers._mixture_lanes_numba import (BLAS_MAX_WORK, BLAS_MIN_D, lanes_score,
+                                                         lanes_score_loops, lanes_time_setup)
 
     rng = np.random.default_rng(40 + d)
     A = rng.standard_normal((K, d, d))
@@ -250,7 +250,7 @@ def test_blas_lanes_score_matches_the_loop_kernel(d, K, dt):
                           np.einsum("kij,klj->kil", A, A) / d + 0.05 * np.eye(d))
     lay = layout_as(mixture_layout(mix), dt)
     B = 64
-    assert use_blas(lay, B) and not use_blas(lay._replace(diag=True), B)
+    assert d >= BLAS_MIN_D and K * d * d * B <= BLAS_MAX_WORK  # lanes_score takes BLAS here
     a = rng.uniform(0.3, 1.0, B).astype(dt)
     s2 = (1.0 - a.astype(float) ** 2 + 1e-2).astype(dt)
     X = np.ascontiguousarray(
@@ -259,13 +259,13 @@ def test_blas_lanes_score_matches_the_loop_kernel(d, K, dt):
     lanes_time_setup(a, s2, lay.lamT, lay.logw, lay.shared, INV, C, TR, np.empty(B, dt))
     L, M, S = np.empty((K, B), dt), np.empty(B, dt), np.empty(B, dt)
     sc_ref, lap_ref = np.empty((d, B), dt), np.empty(B, dt)
-    lanes_score(X, a, False, lay.mT, lay.W, INV, C, TR, True, np.empty((d, K, B), dt), L, M, S,
-                sc_ref, lap_ref)
+    lanes_score_loops(X, a, False, lay.mT, lay.W, INV, C, TR, True, np.empty((d, K, B), dt), L,
+                      M, S, sc_ref, lap_ref)
     Xa = np.concatenate([X, np.full((1, B), 7.0, dt)])  # the augmented state's layout
     sc = np.full((d + 1, B), -3.0, dt)
     lap = np.empty(B, dt)
-    lanes_score_blas(Xa, a, lay.mT, lay.WS, lay.WTN, INV, C, TR, True, np.empty((K * d, B), dt),
-                     L, M, S, sc, lap)
+    lanes_score(Xa, a, False, lay.mT, lay.W, INV, C, TR, True, np.empty((d, K, B), dt), L, M,
+                S, sc, lap)
     eps = np.finfo(dt).eps
     # sums of K d^2 terms in another order: within 32 d ulp of the block's largest entry
     # (a bound on reordered sums of d terms of that size; measured under 0.3 d ulp)
