@@ -113,9 +113,27 @@ _LAUNCH_LOCK = threading.Lock()
 _SERIAL_WORK = 1 << 15
 
 
-def _serial(pairs) -> bool:
-    """Whether a call of ``pairs`` (point, component) pairs runs on the calling thread alone."""
-    return pairs < _SERIAL_WORK
+def _launch(pairs, serial_fn, parallel_fn, args, n_items, block, outs):
+    """Run a call of ``pairs`` (point, component) pairs: small ones on the calling thread alone
+    (``serial_fn``), the rest as one parallel launch of ``parallel_fn`` over ``n_items`` points
+    in chunks of blocks of ``block``. A small call takes the parallel kernel on one thread
+    instead when only that one is compiled in this process (the serial one might need seconds
+    of compilation that the call would otherwise wait for)."""
+    if pairs < _SERIAL_WORK:
+        if serial_fn.signatures or not parallel_fn.signatures:
+            serial_fn(*args, *outs)
+            return
+        with _LAUNCH_LOCK:
+            prev = numba.get_num_threads()
+            numba.set_num_threads(1)  # thread-local in numba
+            try:
+                parallel_fn(*args, 1, *outs)
+            finally:
+                numba.set_num_threads(prev)
+        return
+    with _LAUNCH_LOCK:
+        nchunks = max(1, min(-(-n_items // block), 4 * numba.get_num_threads()))
+        parallel_fn(*args, nchunks, *outs)
 
 
 @njit(fastmath=False, error_model="numpy", cache=True)
@@ -292,10 +310,11 @@ def _coefficient(v, n, name):
 def compiled_for(d: int, per_point: bool) -> bool:
     """Whether the kernel a call in ``d`` dimensions would run is compiled in this process
     (the generated one at a common time with d <= 4, else the generic one)."""
-    # (mid-sized calls run on the calling thread: the serial variants are the ones asked about)
+    # (mid-sized calls run on the calling thread, in whichever variant is compiled: _launch)
     if not per_point and _generated.applies(d, 1):
-        return _generated.is_loaded(d) and bool(_generated.block_driver_serial.signatures)
-    return bool(_serial_kernel.signatures)
+        return _generated.is_loaded(d) and bool(_generated.block_driver_serial.signatures
+                                                or _generated.block_driver.signatures)
+    return bool(_serial_kernel.signatures or _fused_kernel.signatures)
 
 
 # What a call prepares from the mixture alone, kept for the mixtures in use (up to
@@ -363,12 +382,8 @@ def _generated_terms(x, st, a, s2, want):
     out_lap = np.empty(N if "laplacian" in want else 0)
     nk, flags = P.shape[0] // _generated.CHUNK, ("logp" in want, "score" in want,
                                                   "laplacian" in want)
-    if _serial(N * logw.shape[0]):
-        _generated.block_driver_serial(x, P, nk, fn, *flags, out_logp, out_score, out_lap)
-    else:
-        with _LAUNCH_LOCK:
-            nchunks = max(1, min(-(-N // _generated.BLOCK), 4 * numba.get_num_threads()))
-            _generated.block_driver(x, P, nk, fn, *flags, nchunks, out_logp, out_score, out_lap)
+    _launch(N * logw.shape[0], _generated.block_driver_serial, _generated.block_driver,
+            (x, P, nk, fn, *flags), N, _generated.BLOCK, (out_logp, out_score, out_lap))
     out = {"logp": out_logp, "score": out_score, "laplacian": out_lap}
     return {name: out[name] for name in want}
 
@@ -438,11 +453,6 @@ def mixture_terms_numba(x, means, U, lam, logw, a, s2, want=("logp", "score")):
     args = (x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a_arr, s2_arr, diag,
             (not diag) and d >= _BLAS_MIN_D, use_inv, lgroup, "logp" in want, "score" in want,
             "laplacian" in want, block)
-    if _serial(N * K):
-        _serial_kernel(*args, out_logp, out_score, out_lap)
-    else:
-        with _LAUNCH_LOCK:
-            nchunks = max(1, min((N + block - 1) // block, 4 * numba.get_num_threads()))
-            _fused_kernel(*args, nchunks, out_logp, out_score, out_lap)
+    _launch(N * K, _serial_kernel, _fused_kernel, args, N, block, (out_logp, out_score, out_lap))
     out = {"logp": out_logp, "score": out_score, "laplacian": out_lap}
     return {name: out[name] for name in want}

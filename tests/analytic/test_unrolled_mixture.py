@@ -102,6 +102,7 @@ def test_generated_kernel_is_used_for_common_times_and_small_d_only(monkeypatch)
         def call(*args):
             calls.append(args[0].shape)
             return real(*args)
+        call.signatures = real.signatures  # what the launcher asks of a compiled kernel
         return call
 
     # small calls run the serial driver, large ones the parallel one: watch both
@@ -227,3 +228,34 @@ def test_prepared_mixture_cache_follows_the_arrays():
     for name in WANT:
         np.testing.assert_allclose(dropped[name], ref[name], rtol=1e-12, atol=1e-12)
         assert not np.allclose(dropped[name], first[name])
+
+
+def test_small_calls_take_the_compiled_variant():
+    """A small call runs the serial kernel unless only the parallel one is compiled in this
+    process (then that one, on one thread: no wait for a compilation); large calls always run
+    the parallel one, with chunks for every thread."""
+    import numba
+
+    from scorebench.analytic import _mixture_numba
+
+    class Fake:
+        def __init__(self, compiled):
+            self.signatures = ["sig"] if compiled else []
+            self.calls = []
+
+        def __call__(self, *args):
+            self.calls.append((args, numba.get_num_threads()))
+
+    small, large = _mixture_numba._SERIAL_WORK - 1, _mixture_numba._SERIAL_WORK
+    for serial_ok, parallel_ok, want in [(True, True, "serial"), (False, False, "serial"),
+                                         (False, True, "parallel")]:
+        ser, par = Fake(serial_ok), Fake(parallel_ok)
+        _mixture_numba._launch(small, ser, par, ("x",), 1000, 100, ("out",))
+        assert (len(ser.calls), len(par.calls)) == ((1, 0) if want == "serial" else (0, 1))
+        if want == "parallel":
+            assert par.calls[0] == (("x", 1, "out"), 1)  # one chunk, one thread
+    threads = numba.get_num_threads()
+    ser, par = Fake(True), Fake(True)
+    _mixture_numba._launch(large, ser, par, ("x",), 1000, 100, ("out",))
+    assert ser.calls == [] and par.calls == [(("x", min(10, 4 * threads), "out"), threads)]
+    assert numba.get_num_threads() == threads
