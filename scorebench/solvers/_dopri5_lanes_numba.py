@@ -61,7 +61,7 @@ def _hi(a, b):
     return a if a > b else b
 
 
-@njit(cache=True, fastmath=_FM, error_model="numpy")
+@njit(cache=True, fastmath=_FM, error_model="numpy", inline="always")
 def _stage_input(s, Y, KS, hsd, Yt):
     """Yt = Y + h (a_s0 K_0 + ... + a_s,s-1 K_{s-1}), as scipy's RK45 (``y + h K^T a``).
 
@@ -405,7 +405,8 @@ def _initial_f1(b, Y, F, KS, m, rtol, atol, interval, h0, d1, habs, ev):
     if d1[b] <= 1e-15 and d2 <= 1e-15:
         h1 = _hi(1e-6, h0[b] * 1e-3)
     else:
-        h1 = (0.01 / _hi(d1[b], d2)) ** 0.2
+        # (0.01 / max(d1, d2)) ** (1/5) without a libm pow (2.5 % of the float32 kernel)
+        h1 = fast_exp(0.2 * fast_log(0.01 / _hi(d1[b], d2)))
     habs[b] = _lo(_lo(100.0 * h0[b], h1), interval)
 
 
