@@ -50,6 +50,41 @@ def _fake_host(features):
     return lambda: ("fakecpu", dict(features), _Flags(features))
 
 
+@pytest.fixture(autouse=True)
+def _no_proc_cpuinfo(monkeypatch):
+    """The tests below fake the host through _host: keep the real /proc/cpuinfo out of it."""
+    monkeypatch.setattr(vw, "_linux_flags", lambda: None)
+
+
+def test_proc_cpuinfo_settles_auto_without_llvmlite(monkeypatch):
+    def no_llvmlite():
+        raise AssertionError("llvmlite consulted")
+
+    monkeypatch.setattr(vw, "_host", no_llvmlite)
+    monkeypatch.setattr(vw, "_linux_flags", lambda: dict(CLIENT_AVX512))
+    env = {}
+    assert vw.configure(env, {})["bits"] == 256 and env == {}
+    assert vw.configure({"SCOREBENCH_VECTOR_BITS": "256"}, {})["bits"] == 256
+    # a two-port CPU needs the host's full feature string: llvmlite is asked then
+    monkeypatch.setattr(vw, "_linux_flags", lambda: dict(SPR))
+    monkeypatch.setattr(vw, "_host", _fake_host(SPR))
+    env = {}
+    assert vw.configure(env, {})["bits"] == 512 and env["NUMBA_CPU_NAME"] == "fakecpu"
+
+
+def test_real_linux_flags_agree_with_llvm(monkeypatch):
+    """/proc/cpuinfo's verdict on this machine is LLVM's (the quick path decides as the slow)."""
+    monkeypatch.undo()  # the real _linux_flags
+    flags = vw._linux_flags()
+    if flags is None:
+        pytest.skip("no /proc/cpuinfo on this system")
+    import llvmlite.binding as ll
+
+    host = ll.get_host_cpu_features()
+    assert flags["avx512f"] == bool(host.get("avx512f"))
+    assert vw.wanted_bits("auto", flags) == vw.wanted_bits("auto", dict(host.items()))
+
+
 def test_512_sets_the_host_name_and_lifts_only_the_preference(monkeypatch):
     monkeypatch.setattr(vw, "_host", _fake_host(SPR))
     env = {}
