@@ -81,6 +81,11 @@ import numpy as np
 from numba import njit, prange
 
 from . import _unrolled_mixture_numba as _generated
+from ._mixture_numba_prep import BLAS_MIN_D as _BLAS_MIN_D
+from ._mixture_numba_prep import block_size as _block_size
+from ._mixture_numba_prep import coefficient as _coefficient
+from ._mixture_numba_prep import generic_layout as _generic_layout
+from ._mixture_numba_prep import prepared as _static
 from ._mixture_numpy import projected_means
 from ._numba_exp import exp_nonpositive
 from ._bare_arrays_numba import bare, touch
@@ -91,11 +96,6 @@ __all__ = ["mixture_terms_numba", "compiled_for"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _WANTS = frozenset(("logp", "score", "laplacian"))
-# BLAS dgemm for the projections from this dimension on (below it the call overhead dominates).
-_BLAS_MIN_D = 8
-# OpenBLAS runs a dgemm single-threaded when m*n*k <= 65536 * 4; staying under keeps it from
-# spawning threads inside numba's.
-_BLAS_SINGLE_THREAD_WORK = 262144
 # One product per component (C_k^-1 X) instead of two (U_k^T X, then U_k (Z / lambda)) when every
 # C_k has a condition number up to this: the explicit inverse's rounding, ~eps / lambda_min per
 # entry, then stays within cond * eps of the gradient's scale (see mixture_terms_numba).
@@ -279,34 +279,6 @@ def _small_matmul(M, X, out):
                 out[r, i] += u * X[c, i]
 
 
-def _axis_permutation(U):
-    """Row index of the single +-1 entry of each column of every U_k, or None if U is not so."""
-    nz = U != 0.0
-    if not np.all(nz.sum(axis=1) == 1) or not np.all(np.abs(U[nz]) == 1.0):
-        return None
-    return np.argmax(nz, axis=1)  # (K, d): U_k[rows[k, e], e] = +-1
-
-
-def _block_size(d):
-    """Points per block: 256 up to d = 16 (longer BLAS calls: 20-25 % faster at d = 8 and 16
-    than the 128 and 64 this used to pick, measured), else ~131072/d^2 (the (d, B) scratch
-    stays in L2), and small enough that OpenBLAS runs the (d, d) x (d, B) products
-    single-threaded."""
-    b = 256 if d <= 16 else max(32, min(256, 131072 // (d * d)))
-    while d >= _BLAS_MIN_D and b > 1 and b * d * d > _BLAS_SINGLE_THREAD_WORK:
-        b //= 2
-    return b
-
-
-def _coefficient(v, n, name):
-    arr = np.asarray(v, dtype=np.float64)
-    if arr.ndim == 0:
-        return arr.reshape(1)
-    if arr.shape != (n,):
-        raise ValueError(f"{name}: expected a scalar or shape ({n},), got {arr.shape}")
-    return np.ascontiguousarray(arr)
-
-
 def compiled_for(d: int, per_point: bool) -> bool:
     """Whether the kernel a call in ``d`` dimensions would run is compiled in this process
     (the generated one at a common time with d <= 4, else the generic one)."""
@@ -315,57 +287,6 @@ def compiled_for(d: int, per_point: bool) -> bool:
         return _generated.is_loaded(d) and bool(_generated.block_driver_serial.signatures
                                                 or _generated.block_driver.signatures)
     return bool(_serial_kernel.signatures or _fused_kernel.signatures)
-
-
-# What a call prepares from the mixture alone, kept for the mixtures in use (up to
-# _STATIC_MAX, each with eigenvectors of at most _STATIC_MAX_BYTES: for larger mixtures the
-# kernel's time dwarfs the preparation, and the cache must not hold gigabytes alive): ~10 us of
-# numpy calls per call otherwise, a quarter of a 256-point call. Keyed on the identity of the
-# four arrays (held by the entry, so an id is never reused while it is cached); the arrays are
-# treated as immutable, as a GaussianMixture's are.
-_STATIC: dict = {}
-_STATIC_MAX = 16
-_STATIC_MAX_BYTES = 1 << 22
-
-
-def _static(means, U, lam, logw) -> dict:
-    """The zero-weight-free arrays, the smallest eigenvalue (over all components: a singular
-    component has no density at t = 0 whatever its weight) and room for the layouts."""
-    originals = (means, U, lam, logw)
-    key = tuple(map(id, originals))
-    hit = _STATIC.get(key)
-    if hit is not None:
-        return hit[1]
-    st = {"lam_min": float(lam.min())}
-    keep = logw > -np.inf  # zero-weight components contribute exactly nothing
-    if not keep.all():
-        means, U, lam, logw = means[keep], U[keep], lam[keep], logw[keep]
-    st.update(means=means, U=U, lam=lam, logw=np.ascontiguousarray(logw, dtype=np.float64))
-    if U.nbytes > _STATIC_MAX_BYTES:
-        return st
-    if len(_STATIC) >= _STATIC_MAX:
-        _STATIC.pop(next(iter(_STATIC)))
-    _STATIC[key] = (originals, st)
-    return st
-
-
-def _generic_layout(st):
-    """``(diag, lamk, mt, U, UT)`` of the generic kernel for a :func:`_static` entry."""
-    lay = st.get("generic")
-    if lay is None:
-        means, U, lam = st["means"], st["U"], st["lam"]
-        rows = _axis_permutation(U)
-        if rows is not None:  # diagonal in the standard basis: eigenvalues onto the axes
-            lamk = np.empty_like(lam)
-            np.put_along_axis(lamk, rows, lam, axis=1)
-            U = np.ascontiguousarray(U)
-            lay = (True, lamk, np.ascontiguousarray(means, dtype=np.float64), U, U)
-        else:
-            lay = (False, np.ascontiguousarray(lam),
-                   np.ascontiguousarray(projected_means(means, U)), np.ascontiguousarray(U),
-                   np.ascontiguousarray(np.transpose(U, (0, 2, 1))))
-        st["generic"] = lay
-    return lay
 
 
 def _generated_terms(x, st, a, s2, want):

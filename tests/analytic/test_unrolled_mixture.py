@@ -206,7 +206,7 @@ def test_serial_and_parallel_launches_give_identical_numbers(monkeypatch, d, per
 def test_prepared_mixture_cache_follows_the_arrays():
     """The per-mixture preparation is cached by the identity of the arrays passed: new arrays
     (another mixture, or a zero-weight component dropped) are prepared anew, never mixed up."""
-    from scorebench.analytic import _mixture_numba
+    from scorebench.analytic import _mixture_numba_prep
 
     mix = _mixture(6, 4, 11)
     x = _points(mix, 0.8, 0.3, 300, 12)
@@ -214,7 +214,7 @@ def test_prepared_mixture_cache_follows_the_arrays():
     first = mixture_terms_numba(x, *args)
     again = mixture_terms_numba(x, *args)
     key = tuple(map(id, args[:4]))
-    assert key in _mixture_numba._STATIC
+    assert key in _mixture_numba_prep.STATIC
     for name in WANT:
         np.testing.assert_array_equal(first[name], again[name])
     # a copy of the mixture with one component's weight set to zero: that component drops out
