@@ -76,8 +76,9 @@ def test_real_linux_flags_agree_with_llvm(monkeypatch):
     """/proc/cpuinfo's verdict on this machine is LLVM's (the quick path decides as the slow)."""
     monkeypatch.undo()  # the real _linux_flags
     flags = vw._linux_flags()
-    if flags is None:
-        pytest.skip("no /proc/cpuinfo on this system")
+    if not os.path.exists("/proc/cpuinfo"):  # not Linux: the quick path stands aside
+        assert flags is None
+        return
     import llvmlite.binding as ll
 
     host = ll.get_host_cpu_features()
