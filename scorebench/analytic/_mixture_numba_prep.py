@@ -7,6 +7,8 @@ redo ~10 us of numpy calls.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ._mixture_numpy import projected_means
@@ -41,6 +43,7 @@ def block_size(d):
 
 
 def coefficient(v, n, name):
+    """``a`` or ``s^2`` as float64: shape (1,) for a scalar (a common time), else (n,)."""
     arr = np.asarray(v, dtype=np.float64)
     if arr.ndim == 0:
         return arr.reshape(1)
@@ -58,6 +61,7 @@ def coefficient(v, n, name):
 STATIC: dict = {}
 STATIC_MAX = 16
 STATIC_MAX_BYTES = 1 << 22
+_STATIC_LOCK = threading.Lock()  # kernels release the GIL: calls may come from many threads
 
 
 def prepared(means, U, lam, logw) -> dict:
@@ -75,9 +79,10 @@ def prepared(means, U, lam, logw) -> dict:
     st.update(means=means, U=U, lam=lam, logw=np.ascontiguousarray(logw, dtype=np.float64))
     if U.nbytes > STATIC_MAX_BYTES:
         return st
-    if len(STATIC) >= STATIC_MAX:
-        STATIC.pop(next(iter(STATIC)))
-    STATIC[key] = (originals, st)
+    with _STATIC_LOCK:
+        while len(STATIC) >= STATIC_MAX:
+            STATIC.pop(next(iter(STATIC)))
+        STATIC[key] = (originals, st)
     return st
 
 
