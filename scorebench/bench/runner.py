@@ -99,7 +99,8 @@ def run_case(case: Case, sizes, bounds, memory, progress=None) -> list:
     go round-robin over the implementations (:func:`_interleaved_repeats`), so that a change of
     load on a shared machine during the case falls on all rows alike and the ratios between
     them, the figures the bench is for, stay fair. A call faster than 10 ms is timed in bursts
-    of back-to-back calls lasting ~10 ms (``calls_per_timing`` in its row), per call.
+    of back-to-back calls lasting ~10 ms (``calls_per_timing`` in its row, sized from a second,
+    warm call), per call.
     """
     rows, reached, timed = [], set(), []
     for impl in case.impls:
@@ -123,7 +124,13 @@ def run_case(case: Case, sizes, bounds, memory, progress=None) -> list:
                            memory_method=memory.method, max_err=max_err, mean_err=mean_err,
                            bound_s=bound, work=out.work, extra=extra)
                 calls = _calls_per_timing(first.times[0])
-                # a short call: its timings are bursts of calls (timeit's way), per call
+                if calls > 1:
+                    # a short call: its timings are bursts of calls (timeit's way), per call,
+                    # sized from a warm call (the first one ran cold and measured memory, and
+                    # gave bursts well under the intended length)
+                    t0 = time.perf_counter()
+                    impl.run()
+                    calls = _calls_per_timing(min(first.times[0], time.perf_counter() - t0))
                 row["calls_per_timing"] = calls
                 timed.append((row, impl.run, list(first.times) if calls == 1 else []))
                 if case.target is not None and max_err <= case.target:
