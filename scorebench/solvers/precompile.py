@@ -94,8 +94,12 @@ def compile_group(name: str) -> None:
 
 def _source_hash() -> str:
     import numba
+    from numba.core import config
 
     h = hashlib.sha256(numba.__version__.encode())
+    # the code generator's target (scorebench._vector_width may set it): numba caches kernels
+    # per CPU name and features, so a process configured otherwise has not been precompiled for
+    h.update(f"{config.CPU_NAME}|{config.CPU_FEATURES}".encode())
     root = Path(__file__).resolve().parent.parent
     for sub in ("solvers", "analytic"):
         for f in sorted((root / sub).glob("*.py")):

@@ -55,3 +55,15 @@ def test_a_worker_writing_much_to_stderr_does_not_block(monkeypatch, tmp_path):
         "import sys; sys.stderr.write('w' * 1_000_000 + '\\n'); sys.exit('last line')"])
     result = pre.precompile(1, groups=("oracle",))
     assert result["oracle"] == "exit status 1: last line"
+
+
+def test_the_marker_depends_on_the_code_generators_target(monkeypatch):
+    """numba caches kernels per CPU name and features (scorebench._vector_width may set them):
+    a process configured for another target has not been precompiled for."""
+    from numba.core import config
+
+    here = pre._source_hash()
+    monkeypatch.setattr(config, "CPU_FEATURES", (config.CPU_FEATURES or "") + ",-avx512f")
+    assert pre._source_hash() != here
+    monkeypatch.undo()
+    assert pre._source_hash() == here
