@@ -5,10 +5,12 @@ Samples are integrated in SIMD lanes, each with its own copy of scipy's ``RK45``
 attempt in lockstep, so the stage inputs, the fused velocity and divergence (:func:`_rhs`, each
 lane at its own time and point) and the error estimate are SIMD loops over lanes; only the
 controller (once per attempt) is scalar code per lane. A lane that finishes a sample (or fails)
-writes its results and loads the next sample of its chunk for the next attempt, which it spends
-on f(eps, y0) and Hairer's second evaluation (stages 1 and 2; the other four evaluations of that
-attempt are wasted). Each lane's arithmetic is independent of the other lanes: results do not
-depend on the lane, the chunk or the thread a sample lands on.
+writes its results and starts the next sample of its chunk at its next attempt. The start of a
+sample, f(eps, y0) and Hairer's initial step (one more evaluation), is computed ahead for
+:data:`LANES` samples at a time in a pass of its own (:func:`_prepare`), so that no attempt
+is spent on it (an attempt that did it used two of its six evaluations: ~6 % of the lanes' work
+on the benchmark ring went to the four unused ones). Each lane's arithmetic is independent of the
+other lanes: results do not depend on the lane, the chunk or the thread a sample lands on.
 """
 
 from __future__ import annotations
@@ -225,12 +227,17 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
     ACC = np.zeros(B, dtype=np.bool_)
     REJ = np.zeros(B, dtype=np.bool_)
     idx = np.full(B, -1, dtype=np.int64)
-    init = np.zeros(B, dtype=np.bool_)  # lane loaded a new sample: this attempt is f0 (and f1)
     tcur = np.full(B, T)
     habs = np.zeros(B)
     hs = np.zeros(B)
-    h0 = np.zeros(B)
-    d1 = np.zeros(B)
+    # samples q0 .. q1 - 1 have f(eps, x) in QF[:, n - q0] and their initial |h| in QH (_prepare)
+    QF = np.zeros((m, B), dt)
+    QH = np.zeros(B)
+    H0 = np.zeros(B)
+    D1 = np.zeros(B)
+    q0 = n0
+    q1 = n0
+    ev0 = 1 if first_step > 0.0 else 2  # evaluations spent on a sample's start
     tnew = np.empty(B)
     min_step = np.zeros(B)
     new_step = np.ones(B, dtype=np.bool_)
@@ -241,9 +248,10 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
     # bare aliases (analytic._bare_arrays_numba) of every array the hot loop hands to a function: ~60
     # atomic reference-count updates per right-hand-side evaluation otherwise (a quarter of
     # the float32 kernel's time); the owners stay referenced by ``keep`` until after the loop
-    keep = (Y, Yt, KS, work, INV, U, P, C, TR, L, tt)
+    keep = (Y, Yt, KS, work, INV, U, P, C, TR, L, tt, QF)
     Y, Yt, KS, INV, U, P, C, TR, L = (bare(Y), bare(Yt), bare(KS), bare(INV), bare(U),
                                       bare(P), bare(C), bare(TR), bare(L))
+    QF = bare(QF)
     tt, params, mT, W, lamT, logw = (bare(tt), bare(params), bare(mT), bare(W),
                                      bare(lamT), bare(logw))
     work = (bare(work[0]), bare(work[1]), bare(work[2]), bare(work[3]), bare(work[4]),
@@ -257,20 +265,29 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
             hs[b] = 0.0
             while True:
                 n = idx[b]
-                if n < 0 and nxt < n1:  # load the next sample of the chunk
+                if n < 0 and nxt < n1:  # start the next sample of the chunk
+                    if nxt >= q1:  # none prepared: f0 and the initial step of the next LANES
+                        q0 = nxt
+                        q1 = _lo(n1, nxt + B)
+                        _prepare(X, q0, q1, eps, first_step, interval, rtol, atol, QF, QH, Yt,
+                                 KS[1], KS[2], tt, H0, D1, code, params, diag, shared, mT, W,
+                                 lamT, logw, work, INV, C, TR, U, L, P, unrolled, score_fn)
                     n = nxt
                     nxt += 1
                     idx[b] = n
+                    j = n - q0
                     for i in range(d):
                         Y[i, b] = X[n, i]
                     Y[d, b] = 0.0
+                    for i in range(m):
+                        KS[0, i, b] = QF[i, j]
+                    habs[b] = QH[j]
                     tcur[b] = eps
-                    init[b] = True
                     na[b] = 0
                     nr[b] = 0
-                    ev[b] = 0
+                    ev[b] = ev0
                     new_step[b] = True
-                if n < 0 or init[b]:
+                if n < 0:
                     break
                 st = OK
                 if new_step[b]:
@@ -305,29 +322,10 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
             for b in range(B):
                 tt[b] = tcur[b] + _DP_C[s] * hs[b]
             _stage_input(s, Y, KS, hsd, Yt)
-            if s <= 2:  # lanes starting a sample: f(eps, y0), then Hairer's f(eps + h0, ...)
-                for b in range(B):
-                    if init[b] and idx[b] >= 0:
-                        if s == 1:
-                            tt[b] = eps
-                        elif first_step > 0.0:
-                            tt[b] = T  # only f0 is needed; this evaluation is not used
-                        else:
-                            tt[b] = eps + h0[b]
-                            for i in range(m):
-                                Yt[i, b] = Y[i, b] + h0[b] * KS[0, i, b]
-            F = KS[s]  # the evaluation goes straight into its stage slot
-            # stage 6 is at t + h like stage 5 (c_5 = c_6 = 1): same SDE coefficients
-            _rhs(tt, Yt, F, code, params, diag, shared, mT, W, lamT, logw, work, INV, C, TR, U, L,
-                 P, unrolled, score_fn, s == 6)
-            if s <= 2:
-                for b in range(B):
-                    if init[b] and idx[b] >= 0:
-                        if s == 1:
-                            _initial_f0(b, Y, F, KS, m, rtol, atol, interval, first_step, h0, d1,
-                                        habs, ev)
-                        elif first_step <= 0.0:
-                            _initial_f1(b, Y, F, KS, m, rtol, atol, interval, h0, d1, habs, ev)
+            # the evaluation goes straight into its stage slot; stage 6 is at t + h like
+            # stage 5 (c_5 = c_6 = 1): same SDE coefficients
+            _rhs(tt, Yt, KS[s], code, params, diag, shared, mT, W, lamT, logw, work, INV, C, TR,
+                 U, L, P, unrolled, score_fn, s == 6)
         # ---- error estimate (SIMD), then each lane's controller
         for b in range(B):
             ERR[b] = 0.0
@@ -347,10 +345,9 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
             POW[b] = _err_pow(err if (err > 0.0 and err < np.inf) else 1.0)
         # ---- each lane's controller (scipy's RK45._step_impl after the error norm), as SIMD
         # passes over masks (each writes at most three arrays: see docs/internals.md) instead
-        # of a branchy per-lane loop (~1/5 of the float32 kernel's time, measured); lanes that
-        # started a sample this attempt only drop their flag
+        # of a branchy per-lane loop (~1/5 of the float32 kernel's time, measured)
         for b in range(B):
-            active = (idx[b] >= 0) & (not init[b])
+            active = idx[b] >= 0
             err = ERR[b]
             ok = err < 1.0
             fa = MAX_FACTOR if err == 0.0 else _lo(MAX_FACTOR, POW[b])
@@ -369,7 +366,6 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
         for b in range(B):
             rejected[b] = rejected[b] | REJ[b]
             new_step[b] = new_step[b] | ACC[b]
-            init[b] = init[b] & (idx[b] < 0)
         for b in range(B):
             tcur[b] = tnew[b] if ACC[b] else tcur[b]
         for i in range(m):
@@ -384,41 +380,60 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
     touch(keep)
 
 
-@njit(cache=True, fastmath=_FM, error_model="numpy", inline="always")
-def _initial_f0(b, Y, F, KS, m, rtol, atol, interval, first_step, h0, d1, habs, ev):
-    """Store f0 of a new sample; Hairer's first estimate h0 (scipy's select_initial_step)."""
-    ev[b] += 1
-    a0 = 0.0
-    a1 = 0.0
-    for i in range(m):
-        KS[0, i, b] = F[i, b]
-        sc = atol + abs(Y[i, b]) * rtol
-        a0 += (Y[i, b] / sc) ** 2
-        a1 += (F[i, b] / sc) ** 2
+@njit(cache=True, fastmath=_FM, error_model="numpy")
+def _prepare(X, q0, q1, eps, first_step, interval, rtol, atol, QF, QH, Y0, F1, Y1, tt, H0, D1,
+             code, params, diag, shared, mT, W, lamT, logw, work, INV, C, TR, U, L, P, unrolled,
+             score_fn):
+    """The start of samples q0 .. q1 - 1 (at most LANES), one per lane: ``QF`` = f(eps, y0) and
+    ``QH`` = the initial |h| (``first_step`` clipped to the interval, or Hairer's selection as
+    scipy's ``select_initial_step``: h0 from |y0| and |f0|, then |h| from f(eps + h0,
+    y0 + h0 f0)). Lanes beyond q1 - q0 repeat sample q0 (their results are not used).
+    ``Y0``, ``F1``, ``Y1``, ``tt``, ``H0``, ``D1`` are scratch; the other arguments are
+    :func:`_rhs`'s.
+    """
+    d = X.shape[1]
+    m, B = QF.shape
+    for b in range(B):
+        n = q0 + b if q0 + b < q1 else q0
+        for i in range(d):
+            Y0[i, b] = X[n, i]
+        Y0[d, b] = 0.0
+        tt[b] = eps
+    _rhs(tt, Y0, QF, code, params, diag, shared, mT, W, lamT, logw, work, INV, C, TR, U, L, P,
+         unrolled, score_fn, False)
     if first_step > 0.0:
-        habs[b] = _lo(first_step, interval)
+        for b in range(B):
+            QH[b] = _lo(first_step, interval)
         return
-    a0 = math.sqrt(a0 / m)
-    a1 = math.sqrt(a1 / m)
-    h = 1e-6 if (a0 < 1e-5 or a1 < 1e-5) else 0.01 * a0 / a1
-    h0[b] = _lo(h, interval)
-    d1[b] = a1
-
-
-@njit(cache=True, fastmath=_FM, error_model="numpy", inline="always")
-def _initial_f1(b, Y, F, KS, m, rtol, atol, interval, h0, d1, habs, ev):
-    """Hairer's second estimate from f(eps + h0, y0 + h0 f0): the initial |h|."""
-    ev[b] += 1
-    acc = 0.0
+    for b in range(B):
+        a0 = 0.0
+        a1 = 0.0
+        for i in range(m):
+            sc = atol + abs(Y0[i, b]) * rtol
+            a0 += (Y0[i, b] / sc) ** 2
+            a1 += (QF[i, b] / sc) ** 2
+        a0 = math.sqrt(a0 / m)
+        a1 = math.sqrt(a1 / m)
+        h = 1e-6 if (a0 < 1e-5 or a1 < 1e-5) else 0.01 * a0 / a1
+        H0[b] = _lo(h, interval)
+        D1[b] = a1
+        tt[b] = eps + H0[b]
     for i in range(m):
-        acc += ((F[i, b] - KS[0, i, b]) / (atol + abs(Y[i, b]) * rtol)) ** 2
-    d2 = math.sqrt(acc / m) / h0[b]
-    if d1[b] <= 1e-15 and d2 <= 1e-15:
-        h1 = _hi(1e-6, h0[b] * 1e-3)
-    else:
-        # (0.01 / max(d1, d2)) ** (1/5) without a libm pow (2.5 % of the float32 kernel)
-        h1 = fast_exp(0.2 * fast_log(0.01 / _hi(d1[b], d2)))
-    habs[b] = _lo(_lo(100.0 * h0[b], h1), interval)
+        for b in range(B):
+            Y1[i, b] = Y0[i, b] + H0[b] * QF[i, b]
+    _rhs(tt, Y1, F1, code, params, diag, shared, mT, W, lamT, logw, work, INV, C, TR, U, L, P,
+         unrolled, score_fn, False)
+    for b in range(B):
+        acc = 0.0
+        for i in range(m):
+            acc += ((F1[i, b] - QF[i, b]) / (atol + abs(Y0[i, b]) * rtol)) ** 2
+        d2 = math.sqrt(acc / m) / H0[b]
+        if D1[b] <= 1e-15 and d2 <= 1e-15:
+            h1 = _hi(1e-6, H0[b] * 1e-3)
+        else:
+            # (0.01 / max(d1, d2)) ** (1/5) without a libm pow (2.5 % of the float32 kernel)
+            h1 = fast_exp(0.2 * fast_log(0.01 / _hi(D1[b], d2)))
+        QH[b] = _lo(_lo(100.0 * H0[b], h1), interval)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
