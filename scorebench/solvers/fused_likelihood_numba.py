@@ -67,6 +67,7 @@ import numba
 import numpy as np
 
 from ._dopri5_lanes_numba import OK, STEP_TOO_SMALL, TOO_MANY_STEPS, loglik_kernel
+from ._log_density_lanes_numba import log_density_rows
 from ._mixture_lanes_numba import cached_layout
 from ._sde_coeffs_numba import sde_to_params
 from ._unrolled_score_numba import score_args
@@ -130,8 +131,10 @@ def dopri5_loglik_numba(oracle, x, eps=1e-5, rtol=1e-5, atol=1e-5, prior="defaul
         scipy-meaning tolerances, applied per sample to the augmented state (x, l).
     prior : {"default", "exact", "none"} or None
         ``"default"`` (or None): the SDE's prior ``N(0, prior_std^2 I)``; ``"exact"``: the
-        oracle's exact log p_T; ``"none"``: no prior (``prior_logp`` is 0 and ``logp`` is
-        ``delta_logp``), for a caller that applies its own.
+        oracle's exact log p_T (the oracle's ``exact_log_prob_T``, computed here by
+        :mod:`._log_density_lanes_numba`); ``"none"``: no prior (``prior_logp`` is 0 and
+        ``logp`` is ``delta_logp``), for a caller that applies its own. Samples that did not
+        reach T get NaN.
     first_step : float, optional
         Initial step; by default Hairer's selection, per sample.
     max_steps : int
@@ -183,18 +186,22 @@ def dopri5_loglik_numba(oracle, x, eps=1e-5, rtol=1e-5, atol=1e-5, prior="defaul
                   numba.get_num_threads(), xT, delta, nfe, nacc, nrej, status)
     ok = status == OK
     all_ok = bool(ok.all())
-
-    def prior_of(pts):
-        return oracle.log_prob(pts, T) if prior == "exact" else oracle.sde.prior_log_prob(pts)
-
     if prior == "none":
-        prior_lp = np.where(ok, 0.0, np.nan)
+        prior_lp = np.zeros(N)
+    elif prior == "exact":  # log p_T(x_T) of the mixture, in float64 (_log_density_lanes_numba)
+        prior_lp = np.empty(N)
+        _, a_T, s2_T = oracle._coeffs(T, N)  # the oracle's own (a, s^2) at T
+        lay64 = cached_layout(oracle.mix, np.float64)
+        log_density_rows(xT, a_T, s2_T, lay64.diag, lay64.mT, lay64.W, lay64.lamT, lay64.logw,
+                         numba.get_num_threads() if N > 256 else 1, prior_lp)
     elif all_ok:  # the usual case: no masked copies
-        prior_lp = np.asarray(prior_of(xT), dtype=np.float64)
+        prior_lp = np.asarray(oracle.sde.prior_log_prob(xT), dtype=np.float64)
     else:
-        prior_lp = np.full(N, np.nan)
+        prior_lp = np.zeros(N)
         if np.any(ok):
-            prior_lp[ok] = prior_of(xT[ok])
+            prior_lp[ok] = oracle.sde.prior_log_prob(xT[ok])
+    if not all_ok:
+        prior_lp[~ok] = np.nan
     if check and not all_ok:
         bad = np.flatnonzero(status != OK)
         raise SolverError(

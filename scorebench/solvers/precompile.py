@@ -75,7 +75,7 @@ def compile_group(name: str) -> None:
             elif name == "pc":
                 pc_sample_numba(oracle, xd, grid, seed=1)
             elif name == "likelihood":
-                dopri5_loglik_numba(oracle, xd, 1e-3)
+                dopri5_loglik_numba(oracle, xd, 1e-3, prior="exact")  # + its prior pass
         if name == "oracle":  # common time: the generated kernel (d <= 4); per point: generic
             oracle.score_and_laplacian(x, 0.5)
             oracle.score_and_laplacian(x, np.full(x.shape[0], 0.5))
