@@ -27,7 +27,7 @@ from ._mixture_lanes_numba import lanes_score, lanes_score_diag_shared, lanes_ti
 from ._numba_math import fast_exp, fast_log
 from ._numba_precision import like
 from ._sde_coeffs_numba import lanes_coeffs
-from ._unrolled_score_numba import array_ptr
+from ._unrolled_score_numba import array_ptr, call_score
 
 __all__ = ["loglik_kernel", "OK", "STEP_TOO_SMALL", "TOO_MANY_STEPS", "LANES"]
 
@@ -158,11 +158,11 @@ def _rhs(tt, Y, out, code, params, diag, shared, mT, W, lamT, logw, work, INV, C
          P, unrolled, score_fn, same_times):
     """out (m, B) = (v, div v) at the lanes' points Y[:d] (m, B) and times tt (B,).
 
-    With ``unrolled`` the score and Laplacian come from ``score_fn``, the generated
-    :mod:`._unrolled_score_numba` function for this (d, K). The SDE coefficients are computed
-    in float64 (times are float64) and rounded once to the state's dtype; with ``same_times``
-    (``tt`` as in the previous call: stages 5 and 6 both sit at t + h) those of the previous
-    call are reused.
+    With ``unrolled`` the score and Laplacian come from ``score_fn``, the address of the
+    generated :mod:`._unrolled_score_numba` function for this (d, K). The SDE coefficients are
+    computed in float64 (times are float64) and rounded once to the state's dtype; with
+    ``same_times`` (``tt`` as in the previous call: stages 5 and 6 both sit at t + h) those of
+    the previous call are reused.
     """
     d = mT.shape[0]
     B = tt.shape[0]
@@ -178,8 +178,8 @@ def _rhs(tt, Y, out, code, params, diag, shared, mT, W, lamT, logw, work, INV, C
             Fd[b] = like(F[b], Y)
             G2d[b] = like(0.5 * G2[b], Y)
     if unrolled:
-        score_fn(array_ptr(Y), array_ptr(Ad), array_ptr(S2d), array_ptr(mT), array_ptr(lamT),
-                 array_ptr(logw), array_ptr(out), array_ptr(LAP), B)
+        call_score(score_fn, array_ptr(Y), array_ptr(Ad), array_ptr(S2d), array_ptr(mT),
+                   array_ptr(lamT), array_ptr(logw), array_ptr(out), array_ptr(LAP), B)
     elif diag and shared:
         lanes_score_diag_shared(Y, Ad, S2d, mT, lamT, logw, True, L, M, S, P[0], P[1], out, LAP)
     else:
@@ -453,8 +453,8 @@ def loglik_kernel(X, eps, code, params, diag, shared, mT, W, lamT, logw, unrolle
     """Fill the per-sample outputs; ``nchunks`` chunks of samples run in parallel.
 
     ``unrolled``, ``score_fn``: use the generated score of :mod:`._unrolled_score_numba`
-    (a ``cfunc`` of :func:`~._unrolled_score_numba.score_signature`, so this kernel is compiled
-    once for every mixture shape); otherwise ``score_fn`` is not called.
+    (the address of a ``cfunc`` of :func:`~._unrolled_score_numba.score_signature`, so this
+    kernel is compiled once for every mixture shape); otherwise ``score_fn`` is not called.
 
     One chunk per thread: each lane then works through ~N / (nchunks LANES) samples back to
     back, and only the last one leaves it idle while the others finish. The chunking never

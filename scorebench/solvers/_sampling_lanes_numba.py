@@ -20,7 +20,7 @@ from scorebench.analytic._bare_arrays_numba import bare, touch
 from ._lane_normals_numba import lanes_normal_pairs
 from ._numba_math import seed_stream
 from ._numba_precision import like
-from ._unrolled_score_numba import array_ptr
+from ._unrolled_score_numba import array_ptr, call_score
 
 __all__ = ["LANES", "score_block", "block_scratch", "em_kernel", "load_states", "store_states"]
 
@@ -33,7 +33,7 @@ def score_block(Xb, a, s2, diag, shared, mT, W, lamT, logw, unrolled, score_fn, 
                 L, P, SC):
     """SC (d, B) = score of p_t at the block's points Xb (d, B); t given by (a, s^2).
 
-    With ``unrolled`` the score comes from ``score_fn``, the generated
+    With ``unrolled`` the score comes from ``score_fn``, the address of the generated
     :mod:`._unrolled_score_numba` function for this (d, K) and dtype.
     """
     A, S2, tmp, M, S = work[0], work[1], work[2], work[3], work[4]
@@ -41,8 +41,9 @@ def score_block(Xb, a, s2, diag, shared, mT, W, lamT, logw, unrolled, score_fn, 
         A[b] = a
         S2[b] = s2
     if unrolled:
-        score_fn(array_ptr(Xb), array_ptr(A), array_ptr(S2), array_ptr(mT), array_ptr(lamT),
-                 array_ptr(logw), array_ptr(SC), array_ptr(work[5]), A.shape[0])
+        call_score(score_fn, array_ptr(Xb), array_ptr(A), array_ptr(S2), array_ptr(mT),
+                   array_ptr(lamT), array_ptr(logw), array_ptr(SC), array_ptr(work[5]),
+                   A.shape[0])
     elif diag and shared:
         lanes_score_diag_shared(Xb, A, S2, mT, lamT, logw, False, L, M, S, P[0], P[1], SC,
                                 work[5])

@@ -29,8 +29,8 @@ loop and drops the component-independent :math:`\sum_i x_i^2/(2 v_i)` from the l
 d = 2, K = 8, score only, on one Rocket Lake core: fused EM 19 -> 17 ns per sample and step.
 
 The generated functions are numba ``cfunc`` s with one C signature per dtype
-(:func:`score_signature`), so the fused kernels take them as a *function pointer* argument and
-are compiled (and cached on disk) once for every shape; each generated function is compiled
+(:func:`score_signature`), so the fused kernels take them as a function *address* argument
+(:func:`call_score`) and are compiled (and cached on disk) once for every shape; each generated function is compiled
 once per (d, K, dtype, Laplacian or not, common time or not) and cached through
 :mod:`scorebench.analytic._generated_modules`. The
 source carries a hash of the helper modules it inlines (``fast_exp`` and friends), so editing
@@ -43,13 +43,15 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+from llvmlite import ir
 from numba import cfunc, types
+from numba.extending import intrinsic
 
 from ..analytic._generated_modules import import_generated
 from ..analytic._unrolled_mixture_numba import array_ptr
 
-__all__ = ["applies", "array_ptr", "score_args", "score_signature", "score_function",
-           "score_source", "noop_score", "MAX_D", "MAX_K", "MAX_DK"]
+__all__ = ["applies", "array_ptr", "call_score", "score_args", "score_signature",
+           "score_function", "score_source", "noop_score", "MAX_D", "MAX_K", "MAX_DK"]
 
 MAX_D, MAX_K, MAX_DK = 8, 16, 64  # the generated score is used when d <= 8, K <= 16, d K <= 64
 
@@ -71,6 +73,29 @@ def score_signature(dtype):
     """
     p = types.CPointer(_nb_dtype(dtype))
     return types.void(p, p, p, p, p, p, p, p, types.intp)
+
+
+@intrinsic
+def call_score(typingctx, addr, xp, ap, s2p, mp, lp, wp, scp, lapp, B):
+    """Call the generated score at address ``addr`` (an int) with the arguments of
+    :func:`score_signature` (pointers of the kernel's dtype, then the lane count).
+
+    The fused kernels take the score's address rather than the ``cfunc`` object: a first-class
+    function argument is typed by numba's dispatcher on every call (~7 us a call, measured; 1 %
+    of a 2,000-point likelihood).
+    """
+    ptrs = (xp, ap, s2p, mp, lp, wp, scp, lapp)
+    if not all(isinstance(p, types.CPointer) and p == xp for p in ptrs):
+        return None
+    sig = types.void(types.intp, *ptrs, types.intp)
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.VoidType(),
+                               [context.get_value_type(t) for t in signature.args[1:]])
+        builder.call(builder.inttoptr(args[0], fnty.as_pointer()), args[1:])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 def applies(lay) -> bool:
@@ -260,9 +285,10 @@ def noop_score(dtype):
 
 def score_args(lay, dtype, want_lap: bool, common_time: bool = False):
     """The fused kernels' ``(unrolled, score_fn)`` arguments for layout ``lay`` in ``dtype``:
-    ``(True, generated score)`` when :func:`applies`, else ``(False, noop_score(dtype))``.
+    ``(True, address of the generated score)`` when :func:`applies`, else
+    ``(False, address of noop_score(dtype))`` (the kernels call it through :func:`call_score`).
     ``common_time``: the kernel calls the score with every lane at one time (the samplers)."""
     if applies(lay):
         d, K = lay.mT.shape
-        return True, score_function(d, K, dtype, want_lap, common_time)
-    return False, noop_score(dtype)
+        return True, score_function(d, K, dtype, want_lap, common_time).address
+    return False, noop_score(dtype).address
