@@ -70,6 +70,7 @@ from .score_jacobian import JACOBIAN_METHODS, choose_jacobian, linearize
 __all__ = [
     "DIVERGENCES",
     "PROBES",
+    "check_probes",
     "Divergence",
     "ExactDivergence",
     "HutchinsonDivergence",
@@ -235,7 +236,7 @@ def _as_kind(a, x):
     return np.asarray(a, dtype=x.dtype)
 
 
-def _check_probes(probes, minimum=1) -> int:
+def check_probes(probes, minimum=1) -> int:
     if isinstance(probes, bool) or not isinstance(probes, numbers.Integral) or probes < minimum:
         raise ValueError(f"probes: expected an int >= {minimum}, got {probes!r}")
     return int(probes)
@@ -262,7 +263,7 @@ class HutchinsonDivergence(Divergence):
         self, model, sde, probes: int = 1, probe: str = "rademacher", jacobian: str = "auto"
     ):
         super().__init__(model, sde)
-        self.probes = _check_probes(probes)
+        self.probes = check_probes(probes)
         if probe not in PROBES:
             raise ValueError(f"probe: expected one of {', '.join(PROBES)}, got {probe!r}")
         if jacobian not in JACOBIAN_METHODS:
@@ -312,7 +313,7 @@ class HutchPlusPlusDivergence(HutchinsonDivergence):
     def __init__(
         self, model, sde, probes: int = 3, probe: str = "rademacher", jacobian: str = "auto"
     ):
-        _check_probes(probes, minimum=3)
+        check_probes(probes, minimum=3)
         super().__init__(model, sde, probes, probe, jacobian)
         self.sketch = self.probes // 3
         self.remainder = self.probes - 2 * self.sketch
@@ -365,6 +366,6 @@ def get_divergence(
     if probe not in PROBES:
         raise ValueError(f"probe: expected one of {', '.join(PROBES)}, got {probe!r}")
     if name == "exact":
-        _check_probes(probes)
+        check_probes(probes)
         return ExactDivergence(model, sde, jacobian)
     return DIVERGENCES[name](model, sde, probes=probes, probe=probe, jacobian=jacobian)

@@ -66,11 +66,15 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from scorebench.analytic._validation import check_points
+from scorebench.analytic.oracle import MixtureOracle
+
 from ._dopri5_lanes_numba import OK, STEP_TOO_SMALL, TOO_MANY_STEPS, loglik_kernel
 from ._log_density_lanes_numba import log_density_rows
 from ._mixture_lanes_numba import cached_layout
 from ._sde_coeffs_numba import sde_to_params
 from ._unrolled_score_numba import score_args
+from .errors import SolverError
 
 __all__ = ["FusedLoglik", "dopri5_loglik_numba", "supports", "STATUS_MESSAGES"]
 
@@ -98,8 +102,6 @@ class FusedLoglik(NamedTuple):
 # ---------------------------------------------------------------------------------------------
 def supports(oracle) -> bool:
     """True when ``oracle`` can take the fused path (a MixtureOracle on VP, sub-VP or VE)."""
-    from scorebench.analytic.oracle import MixtureOracle
-
     return isinstance(oracle, MixtureOracle) and sde_to_params(oracle.sde) is not None
 
 
@@ -149,10 +151,6 @@ def dopri5_loglik_numba(oracle, x, eps=1e-5, rtol=1e-5, atol=1e-5, prior="defaul
         Per-sample ``logp``, ``prior_logp``, ``delta_logp``, ``x_T``, ``nfe``, ``n_accepted``,
         ``n_rejected``, ``status``.
     """
-    from scorebench.analytic._validation import check_points
-
-    from .base import SolverError
-
     if not supports(oracle):
         raise ValueError(
             "oracle: the fused numba likelihood needs a MixtureOracle on VPSDE, SubVPSDE or "

@@ -52,7 +52,7 @@ import numpy as np
 from ._arrays import all_finite, is_torch, to_numpy
 from .augmented_ode import integrate_augmented
 from .base import ODESolver, solver_kind
-from .divergence import DIVERGENCES, PROBES, get_divergence
+from .divergence import DIVERGENCES, PROBES, check_probes, get_divergence
 from .grids import check_eps, check_steps
 from .registry import get_solver, solver_names
 
@@ -250,6 +250,8 @@ def _to_backend(x, backend):
 
 def _like_input(a, x):
     """Result ``a`` back in the kind of the input ``x`` (numpy in -> numpy out, torch -> torch)."""
+    if type(a) is np.ndarray and type(x) is np.ndarray:  # the common case, first
+        return a.astype(x.dtype, copy=False) if a.dtype.kind == "f" else a
     if is_torch(x):
         import torch
 
@@ -375,10 +377,6 @@ def log_likelihood(
         if steps is None:
             raise ValueError(f"steps: required for the fixed-step method {solver.name!r}")
         steps = check_steps(steps)
-    div = get_divergence(divergence, model, sde, probes=probes, probe=probe)
-    if div.stochastic:
-        rng = _check_rng(rng)
-
     start = time.perf_counter()
     fast = _fast_path(model, sde, solver.name if kind == "adaptive" else None, divergence, backend,
                       prior)
@@ -387,7 +385,14 @@ def log_likelihood(
             "backend: 'numba' needs scorebench.solvers.fused_likelihood_numba, a MixtureOracle "
             "model, method='rk45', divergence='exact' and a numpy x"
         )
-    if fast is not None and not is_torch(x):
+    if fast is None or is_torch(x):  # the generic path (the fused one needs no estimator)
+        fast = None
+        div = get_divergence(divergence, model, sde, probes=probes, probe=probe)
+        if div.stochastic:
+            rng = _check_rng(rng)
+    else:
+        check_probes(probes)  # validated for "exact" too, as get_divergence does
+    if fast is not None:
         xn = np.asarray(x)  # float32 runs the float32 kernel, any other float dtype float64
         xn = xn if xn.dtype == np.float32 else xn.astype(np.float64, copy=False)
         x_T, delta, nfe, n_acc, n_rej, prior_logp = fast(xn, eps, T, rtol, atol)
