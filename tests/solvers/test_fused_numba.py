@@ -213,6 +213,15 @@ def test_loglik_failures_are_flagged_never_endless():
         out = dopri5_loglik_numba(oracle, hard, EPS, max_steps=40, check=False, prior=prior)
         assert np.all(out.status[:5] == 0) and out.status[5] != 0
         assert np.all(np.isfinite(out.logp[:5])) and np.isnan(out.logp[5])
+    # a lane whose sample failed takes the next one as if nothing had happened: with 64 failing
+    # samples first, every lane of the chunk fails once, then finishes the easy ones exactly as
+    # a run without the failures does
+    easy = oracle.sample(100, EPS, np.random.default_rng(7))
+    mixed = np.concatenate([np.full((64, 2), 1e6), easy])
+    out = dopri5_loglik_numba(oracle, mixed, EPS, max_steps=40, check=False, prior="exact")
+    ref = dopri5_loglik_numba(oracle, easy, EPS, max_steps=40, prior="exact")
+    assert np.all(out.status[:64] != 0) and np.all(out.status[64:] == 0)
+    assert np.array_equal(out.logp[64:], ref.logp) and np.array_equal(out.nfe[64:], ref.nfe)
     # tolerances no step can meet: the step shrinks to 10 ulp of t and the sample stops
     with pytest.raises(SolverError, match="10 ulp"):
         dopri5_loglik_numba(oracle, x, EPS, rtol=1e-300, atol=1e-300)
