@@ -32,6 +32,8 @@ _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")  # OpenBLAS: spin 2^16, 
 from . import _vector_width
 
 _vector_width.STATE.update(_vector_width.configure())  # before anything imports numba
+if "numba" in __import__("sys").modules:  # imported already: align its arrays now (else the
+    _vector_width.align_numba_arrays()  # kernel modules do it when they import numba)
 
 from .analytic import SDE as SDE
 from .analytic import VESDE as VESDE

@@ -171,3 +171,50 @@ def test_import_configures_numba_and_results_do_not_depend_on_the_width():
     assert narrow["bits"] == 256 and not narrow["lifted"]
     # per-lane arithmetic, no reassociation: the same numbers bit for bit at either width
     assert np.array_equal(np.array(wide["values"]), np.array(narrow["values"]))
+
+
+_ALIGN_PROBE = r"""
+import json
+import numpy as np
+import scorebench
+from scorebench import _vector_width as vw
+vw.STATE["bits"] = {bits}  # as configure() decides on a CPU with two 512-bit FMA ports, or not
+on = vw.align_numba_arrays()
+from numba import njit
+
+@njit
+def allocate(n):
+    return [np.empty(n) for _ in range(16)], [np.empty((3, n), np.float32) for _ in range(16)]
+
+vectors, matrices = allocate(37)
+print(json.dumps({{"on": on, "offsets": sorted({{a.ctypes.data % 64 for a in vectors + matrices}})}}))
+"""
+
+
+def test_arrays_are_cache_line_aligned_with_512_bit_vectors(monkeypatch):
+    """With 512-bit vectors numba's own allocations start on a 64-byte boundary (its default,
+    32, lets half of them straddle cache lines: every vector access of them then spans two).
+    In a fresh process, as numba compiles an allocation once per process and signature (code
+    compiled before the switch keeps numba's 32 bytes)."""
+    from numba.core import base
+
+    def probe(bits):
+        out = subprocess.run([sys.executable, "-c", _ALIGN_PROBE.format(bits=bits)],
+                             capture_output=True, text=True, check=True, cwd="/")
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    # (with numba's 32 bytes, a run of these allocations here lands half of them at offset 32)
+    assert probe(512) == {"on": True, "offsets": [0]}
+    assert probe(256)["on"] is False
+    # the switch itself: only at 512 bits, and once
+    monkeypatch.setattr(base.BaseContext, "get_preferred_array_alignment",
+                        lambda context, ty: 32)  # numba's own choice
+    monkeypatch.setitem(vw.STATE, "bits", 256)
+    assert vw.align_numba_arrays() is False
+    assert base.BaseContext.get_preferred_array_alignment(None, None) == 32
+    monkeypatch.setitem(vw.STATE, "bits", 512)
+    assert vw.align_numba_arrays() is True
+    wrapped = base.BaseContext.get_preferred_array_alignment
+    assert vw.align_numba_arrays() is True
+    assert base.BaseContext.get_preferred_array_alignment is wrapped  # not wrapped twice
+    assert wrapped(None, None) == vw.ALIGNMENT == 64

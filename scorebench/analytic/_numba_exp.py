@@ -35,6 +35,10 @@ from __future__ import annotations
 from numba import njit, types
 from numba.extending import intrinsic
 
+from scorebench._vector_width import align_numba_arrays
+
+align_numba_arrays()  # 64-byte scratch arrays with 512-bit vectors (before any kernel compiles)
+
 __all__ = ["exp_le0", "exp_nonpositive", "bitcast", "f64_as_i64", "i64_as_f64"]
 
 _SHIFTER = 6755399441055744.0  # 1.5 * 2**52: x + S - S rounds x to the nearest integer

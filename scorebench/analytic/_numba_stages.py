@@ -15,6 +15,10 @@ import math
 
 from numba import njit
 
+from scorebench._vector_width import align_numba_arrays
+
+align_numba_arrays()  # 64-byte scratch arrays with 512-bit vectors (before any kernel compiles)
+
 __all__ = ["load_transposed", "store_logp_score", "quad_rows", "quad_rows_per_point",
            "inverse_rows", "log_weight", "lse_step", "welford"]
 

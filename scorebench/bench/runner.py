@@ -287,8 +287,11 @@ def _simd() -> dict:
     # the width numba's code generator was configured with (scorebench._vector_width)
     lifted = "-prefer-256-bit" in (config.CPU_FEATURES or "")
     bits = 512 if lifted else (256 if feats.get("avx") else 128)
+    from numba.core.base import BaseContext
+
     return {"cpu": llvm.get_host_cpu_name(), "simd": [f for f in wanted if feats.get(f)],
-            "vector_bits": bits, "vector_choice": _vector_width.STATE.get("reason")}
+            "vector_bits": bits, "vector_choice": _vector_width.STATE.get("reason"),
+            "array_alignment": BaseContext.get_preferred_array_alignment(None, None)}
 
 
 def _environment(torch_choice) -> dict:
