@@ -187,7 +187,8 @@ def allocate(n):
     return [np.empty(n) for _ in range(16)], [np.empty((3, n), np.float32) for _ in range(16)]
 
 vectors, matrices = allocate(37)
-print(json.dumps({{"on": on, "offsets": sorted({{a.ctypes.data % 64 for a in vectors + matrices}})}}))
+offsets = sorted({{a.ctypes.data % 64 for a in vectors + matrices}})
+print(json.dumps({{"on": on, "offsets": offsets}}))
 """
 
 
