@@ -164,10 +164,12 @@ def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a,
     rr, cc, acc = np.empty(block), np.empty(block), np.empty(block)
     ld, pr, trb = np.zeros(block), np.empty(block), np.empty(block)
     amk = np.empty(d)
+    zero = np.zeros(d)  # welford's offset where the product is -g_k itself
     # bare aliases (._bare_arrays_numba): the stage calls below would otherwise incref and
     # decref every array argument atomically (6 % of the d = 16 kernel's time, measured)
-    keep = (XT, P, Z, MEAN, ab, ab2, s2b, m, sw, M2, T, q, dlt, ex, rr, cc, acc, ld, pr, trb, amk)
-    XT, P, Z, MEAN, amk = bare(XT), bare(P), bare(Z), bare(MEAN), bare(amk)
+    keep = (XT, P, Z, MEAN, ab, ab2, s2b, m, sw, M2, T, q, dlt, ex, rr, cc, acc, ld, pr, trb, amk,
+            zero)
+    XT, P, Z, MEAN, amk, zero = bare(XT), bare(P), bare(Z), bare(MEAN), bare(amk), bare(zero)
     ab, ab2, s2b, m = bare(ab), bare(ab2), bare(s2b), bare(m)
     sw, M2, T = bare(sw), bare(M2), bare(T)
     q, dlt, ex, rr, cc, acc = bare(q), bare(dlt), bare(ex), bare(rr), bare(cc), bare(acc)
@@ -201,7 +203,7 @@ def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a,
                 exp_nonpositive(dlt, ex, block)
                 lse_step(q, ex, m, sw, rr, cc, M2, T, trb, need_grad)
                 if need_grad:
-                    welford(P, MEAN, rr, cc, sw, acc, M2, want_lap)
+                    welford(P, bk[k], MEAN, rr, cc, sw, acc, M2, want_lap)
                 continue
             # z = U_k^T x - a U_k^T mu_k (diagonal: x - a mu_k); z / lambda; quadratic form
             src = XT
@@ -232,7 +234,7 @@ def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a,
                 else:
                     _small_matmul(U[k], Z, P)
                 Gk = P
-            welford(Gk, MEAN, rr, cc, sw, acc, M2, want_lap)
+            welford(Gk, zero, MEAN, rr, cc, sw, acc, M2, want_lap)
         store_logp_score(start, n, m, sw, MEAN, want_logp, want_score, out_logp, out_score)
         if want_lap:
             for i in range(n):

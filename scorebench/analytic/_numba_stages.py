@@ -72,25 +72,35 @@ def quad_rows(src, Z, amk, iv, q):
 
 @njit(fastmath=False, error_model="numpy", cache=True)
 def inverse_rows(W, XT, bk, amu, q):
-    r"""From :math:`W = C_k^{-1} X`: ``W = W - b_k`` in place, which is
-    :math:`C_k^{-1}(x - a\mu_k) = -g_k`, and :math:`q = \sum_c (x_c - a\mu_{kc}) (W - b_k)_c`.
+    r"""From :math:`W = C_k^{-1} X`: :math:`q = \sum_c (x_c - a\mu_{kc}) (W - b_k)_c`, where
+    :math:`W - b_k = C_k^{-1}(x - a\mu_k) = -g_k` (``W`` is not modified: :func:`welford` forms
+    :math:`W - b_k` again).
 
     ``bk`` (d,) is :math:`C_k^{-1} a \mu_k`, ``amu`` (d,) is :math:`a \mu_k` (standard basis).
-    4 flops per point and coordinate.
+    4 flops per point and coordinate. The rows go four at a time, so the running sum stays in
+    a register for four of them (one load and store of ``q`` per four rows, not per row); the
+    additions are in row order as before.
     """
     d, B = W.shape
-    for c in range(d):
+    for i in range(B):
+        q[i] = 0.0
+    c = 0
+    while c + 4 <= d:
+        b0, b1, b2, b3 = bk[c], bk[c + 1], bk[c + 2], bk[c + 3]
+        a0, a1, a2, a3 = amu[c], amu[c + 1], amu[c + 2], amu[c + 3]
+        for i in range(B):
+            acc = q[i]
+            acc += (XT[c, i] - a0) * (W[c, i] - b0)
+            acc += (XT[c + 1, i] - a1) * (W[c + 1, i] - b1)
+            acc += (XT[c + 2, i] - a2) * (W[c + 2, i] - b2)
+            acc += (XT[c + 3, i] - a3) * (W[c + 3, i] - b3)
+            q[i] = acc
+        c += 4
+    while c < d:
         bc, ac = bk[c], amu[c]
-        if c == 0:
-            for i in range(B):
-                gk = W[0, i] - bc
-                W[0, i] = gk
-                q[i] = (XT[0, i] - ac) * gk
-        else:
-            for i in range(B):
-                gk = W[c, i] - bc
-                W[c, i] = gk
-                q[i] += (XT[c, i] - ac) * gk
+        for i in range(B):
+            q[i] += (XT[c, i] - ac) * (W[c, i] - bc)
+        c += 1
 
 
 @njit(fastmath=False, error_model="numpy", cache=True)
@@ -172,27 +182,59 @@ def lse_step(lr, ex, m, sw, rr, cc, M2, T, trb, need_grad):
 
 
 @njit(fastmath=False, error_model="numpy", cache=True)
-def welford(Gk, MEAN, rr, cc, sw, acc, M2, want_lap):
-    r"""Weighted Welford update with :math:`g_k = -G_k` (West 1979).
+def welford(W, bk, MEAN, rr, cc, sw, acc, M2, want_lap):
+    r"""Weighted Welford update with :math:`g_k = -(W - b_k)` (West 1979); ``bk`` (d,) is zero
+    where ``W`` holds :math:`-g_k` itself.
 
     With :math:`r = w/S'` and :math:`c = S/S'` (old and new weight sums :math:`S, S'`):
     :math:`\delta = g_k - \bar g`, :math:`\bar g \leftarrow c\, \bar g + r\, g_k` and (Laplacian)
     :math:`M_2 \mathrel{+}= w c\, |\delta|^2`, so that :math:`\bar g = \sum_k \pi_k g_k` and
     :math:`M_2 / S = \sum_k \pi_k |g_k - \bar g|^2`. The mean is updated as a convex combination,
     not as :math:`\bar g + r \delta`: when a new component takes over (:math:`c \approx 0`) a
-    huge old mean then leaves no rounding residue. 3d flops per point for the score, 6d + 3
-    with the Laplacian.
+    huge old mean then leaves no rounding residue. 3d + d flops per point for the score, 6d + d + 3
+    with the Laplacian. Rows four at a time (the sum of squares in a register across them),
+    additions in row order.
     """
-    d, B = Gk.shape
+    d, B = W.shape
     if want_lap:
-        for c in range(d):
+        for i in range(B):
+            acc[i] = 0.0
+        c = 0
+        while c + 4 <= d:
+            b0, b1, b2, b3 = bk[c], bk[c + 1], bk[c + 2], bk[c + 3]
             for i in range(B):
-                dv = -Gk[c, i] - MEAN[c, i]
-                MEAN[c, i] = cc[i] * MEAN[c, i] - rr[i] * Gk[c, i]
-                acc[i] = dv * dv if c == 0 else acc[i] + dv * dv
+                r, k = rr[i], cc[i]
+                s = acc[i]
+                g = W[c, i] - b0
+                dv = -g - MEAN[c, i]
+                MEAN[c, i] = k * MEAN[c, i] - r * g
+                s += dv * dv
+                g = W[c + 1, i] - b1
+                dv = -g - MEAN[c + 1, i]
+                MEAN[c + 1, i] = k * MEAN[c + 1, i] - r * g
+                s += dv * dv
+                g = W[c + 2, i] - b2
+                dv = -g - MEAN[c + 2, i]
+                MEAN[c + 2, i] = k * MEAN[c + 2, i] - r * g
+                s += dv * dv
+                g = W[c + 3, i] - b3
+                dv = -g - MEAN[c + 3, i]
+                MEAN[c + 3, i] = k * MEAN[c + 3, i] - r * g
+                s += dv * dv
+                acc[i] = s
+            c += 4
+        while c < d:
+            bc = bk[c]
+            for i in range(B):
+                g = W[c, i] - bc
+                dv = -g - MEAN[c, i]
+                MEAN[c, i] = cc[i] * MEAN[c, i] - rr[i] * g
+                acc[i] += dv * dv
+            c += 1
         for i in range(B):
             M2[i] += (rr[i] * sw[i]) * cc[i] * acc[i]
     else:
         for c in range(d):
+            bc = bk[c]
             for i in range(B):
-                MEAN[c, i] = cc[i] * MEAN[c, i] - rr[i] * Gk[c, i]
+                MEAN[c, i] = cc[i] * MEAN[c, i] - rr[i] * (W[c, i] - bc)
