@@ -31,7 +31,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._numba_math import fast_exp, fast_log
+from ._mixture_lanes_numba import shifted_exponentials
+from ._numba_math import fast_log
 
 __all__ = ["LANES", "component_constants", "lanes_log_density", "log_density_rows"]
 
@@ -78,19 +79,10 @@ def lanes_log_density(X, a, diag, mT, W, INV, CONST, Z, L, out):
                         Z[i, b] += w * X[j, b]
                 for b in range(B):
                     L[k, b] -= h * Z[i, b] * Z[i, b]
+    S = Z[0]
+    shifted_exponentials(L, out, S)  # out = max_k l_k, S = sum_k e^(l_k - out)
     for b in range(B):
-        out[b] = L[0, b]
-    for k in range(1, K):
-        for b in range(B):
-            v = L[k, b]
-            out[b] = v if v > out[b] else out[b]
-    for b in range(B):
-        Z[0, b] = 0.0
-    for k in range(K):
-        for b in range(B):
-            Z[0, b] += fast_exp(L[k, b] - out[b])
-    for b in range(B):
-        out[b] += fast_log(Z[0, b])  # S in [1, K]: a normal number
+        out[b] += fast_log(S[b])  # S in [1, K]: a normal number
 
 
 @njit(cache=True, error_model="numpy")

@@ -34,8 +34,8 @@ Operation count per point (d dimensions, K components): quadratic forms 4Kd flop
 for the score, 3Kd + 2K for the Laplacian. Time set-up: d divisions (``shared``) or Kd divisions
 and Kd/8 logarithms. With full covariances and d >= 8, the 2Kd^2 + 2Kd^2 of
 the projection and the score are two stacked BLAS products (:func:`lanes_score_blas`): the
-16-D, K = 8 likelihood of the benchmarks went from 937 to 435 ns per evaluation on one core. ``diag`` and ``shared``: 3Kd + K flops, K ``exp``, 3Kd + 5d flops, d
-divisions. The functions are compiled once and called once per block of lanes (their argument
+16-D, K = 8 likelihood of the benchmarks went from 937 to 435 ns per evaluation on one core.
+``diag`` and ``shared``: 3Kd + K flops, K ``exp``, 3Kd + 5d flops, d divisions. The functions are compiled once and called once per block of lanes (their argument
 reference counting is then negligible), which keeps the kernels' compile time down.
 """
 
@@ -53,6 +53,7 @@ from ._numba_precision import lane_exp, like
 
 __all__ = ["MixtureLayout", "mixture_layout", "layout_as", "cached_layout", "lanes_time_setup",
            "lanes_score", "lanes_score_loops", "lanes_score_blas", "lanes_score_diag_shared",
+           "shifted_exponentials",
            "BLAS_MIN_D", "BLAS_MAX_WORK"]
 
 # FMA contraction and reassociation (so reductions vectorise); fast_exp keeps its own flags.
@@ -190,11 +191,11 @@ BLAS_MAX_WORK = 262144
 
 
 @njit(cache=True, fastmath=_FM, error_model="numpy")
-def _responsibilities(L, M, S):
-    """Softmax over k of the log-weights ``L`` (K, B) in each lane, in place (``M``, ``S``
-    (B,) scratch): one exponential per (component, lane), one division per lane."""
+def shifted_exponentials(L, M, S):
+    """The parts of a log-sum-exp over k in each lane: ``M`` (B,) = max_k ``L`` (K, B), ``L``
+    replaced by exp(L - M) in place, ``S`` (B,) = their sum (>= 1). One exponential per
+    (component, lane)."""
     K, B = L.shape
-    one = like(1.0, L)
     for b in range(B):
         M[b] = L[0, b]
     for k in range(1, K):
@@ -208,6 +209,15 @@ def _responsibilities(L, M, S):
             e = lane_exp(L[k, b] - M[b])
             L[k, b] = e
             S[b] += e
+
+
+@njit(cache=True, fastmath=_FM, error_model="numpy")
+def _responsibilities(L, M, S):
+    """Softmax over k of the log-weights ``L`` (K, B) in each lane, in place (``M``, ``S``
+    (B,) scratch): one exponential per (component, lane), one division per lane."""
+    K, B = L.shape
+    one = like(1.0, L)
+    shifted_exponentials(L, M, S)
     for b in range(B):
         S[b] = one / S[b]
     for k in range(K):
