@@ -2,14 +2,15 @@ r"""The per-sample Dormand–Prince 5(4) likelihood kernel (see :mod:`.fused_lik
 
 Samples are integrated in SIMD lanes, each with its own copy of scipy's ``RK45`` controller
 (its own time, step size, accepts and rejects). The lanes move through the six stages of an
-attempt in lockstep, so the stage inputs, the fused velocity and divergence (:func:`_rhs`, each
-lane at its own time and point) and the error estimate are SIMD loops over lanes; only the
+attempt in lockstep, so the stage inputs (:mod:`._dopri5_stages_numba`, with the tableau), the
+fused velocity and divergence (:func:`_rhs`, each lane at its own time and point) and the error
+estimate are SIMD loops over lanes; only the
 controller (once per attempt) is scalar code per lane. A lane that finishes a sample (or fails)
 writes its results and starts the next sample of its chunk at its next attempt. The start of a
 sample, f(eps, y0) and Hairer's initial step (one more evaluation), is computed ahead for
 :data:`LANES` samples at a time in a pass of its own (:func:`_prepare`), so that no attempt
-is spent on it (an attempt that did it used two of its six evaluations: ~6 % of the lanes' work
-on the benchmark ring went to the four unused ones). Each lane's arithmetic is independent of the
+is spent on it (an attempt that did it used two of its six evaluations: on the benchmark ring
+~6 % of the lanes' evaluations went to the four unused ones, and the kernel ran ~10 % longer). Each lane's arithmetic is independent of the
 other lanes: results do not depend on the lane, the chunk or the thread a sample lands on.
 """
 
@@ -23,6 +24,9 @@ from numba import njit, prange
 from scorebench.analytic._numba_exp import f64_as_i64, i64_as_f64
 
 from scorebench.analytic._bare_arrays_numba import bare, touch
+from ._dopri5_stages_numba import DP_C as _DP_C
+from ._dopri5_stages_numba import DP_E as _DP_E
+from ._dopri5_stages_numba import stage_input as _stage_input
 from ._mixture_lanes_numba import lanes_score, lanes_score_diag_shared, lanes_time_setup
 from ._numba_math import fast_exp, fast_log
 from ._numba_precision import like
@@ -37,21 +41,6 @@ _EXPONENT = -0.2  # -1 / (error_estimator_order + 1)
 LANES = 64  # samples integrated side by side (SIMD lanes)
 OK, STEP_TOO_SMALL, TOO_MANY_STEPS = 0, 1, 2
 
-# Dormand-Prince 5(4) (scipy RK45) as data: nodes, stage matrix (row 6 = 5th-order weights, so
-# the 7th stage is the FSAL evaluation at the new point) and error weights.
-_DP_C = np.array([0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0])
-_DP_A = np.array([
-    [0, 0, 0, 0, 0, 0, 0],
-    [1 / 5, 0, 0, 0, 0, 0, 0],
-    [3 / 40, 9 / 40, 0, 0, 0, 0, 0],
-    [44 / 45, -56 / 15, 32 / 9, 0, 0, 0, 0],
-    [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729, 0, 0, 0],
-    [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656, 0, 0],
-    [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0],
-], dtype=np.float64)
-_DP_E = np.array([-71 / 57600, 0, 71 / 16695, -71 / 1920, 17253 / 339200, -22 / 525, 1 / 40])
-
-
 @njit(cache=True, error_model="numpy", inline="always")
 def _lo(a, b):
     # explicit selects: numba's builtin min/max defeat its reference-count pruning
@@ -61,83 +50,6 @@ def _lo(a, b):
 @njit(cache=True, error_model="numpy", inline="always")
 def _hi(a, b):
     return a if a > b else b
-
-
-@njit(cache=True, fastmath=_FM, error_model="numpy", inline="always")
-def _stage_input(s, Y, KS, hsd, Yt):
-    """Yt = Y + h (a_s0 K_0 + ... + a_s,s-1 K_{s-1}), as scipy's RK45 (``y + h K^T a``).
-
-    One branch per stage with the sum over the earlier stages written out, so that the
-    loop over lanes is the innermost one (SIMD) and each Yt is stored once (a loop over
-    the stages updating Yt in place costs three memory operations per multiply-add).
-    """
-    m, B = Y.shape
-    if s == 1:
-        a0 = like(_DP_A[1, 0], Y)
-        for i in range(m):
-            for b in range(B):
-                acc = a0 * KS[0, i, b]
-                Yt[i, b] = Y[i, b] + hsd[b] * acc
-    elif s == 2:
-        a0 = like(_DP_A[2, 0], Y)
-        a1 = like(_DP_A[2, 1], Y)
-        for i in range(m):
-            for b in range(B):
-                acc = a0 * KS[0, i, b]
-                acc += a1 * KS[1, i, b]
-                Yt[i, b] = Y[i, b] + hsd[b] * acc
-    elif s == 3:
-        a0 = like(_DP_A[3, 0], Y)
-        a1 = like(_DP_A[3, 1], Y)
-        a2 = like(_DP_A[3, 2], Y)
-        for i in range(m):
-            for b in range(B):
-                acc = a0 * KS[0, i, b]
-                acc += a1 * KS[1, i, b]
-                acc += a2 * KS[2, i, b]
-                Yt[i, b] = Y[i, b] + hsd[b] * acc
-    elif s == 4:
-        a0 = like(_DP_A[4, 0], Y)
-        a1 = like(_DP_A[4, 1], Y)
-        a2 = like(_DP_A[4, 2], Y)
-        a3 = like(_DP_A[4, 3], Y)
-        for i in range(m):
-            for b in range(B):
-                acc = a0 * KS[0, i, b]
-                acc += a1 * KS[1, i, b]
-                acc += a2 * KS[2, i, b]
-                acc += a3 * KS[3, i, b]
-                Yt[i, b] = Y[i, b] + hsd[b] * acc
-    elif s == 5:
-        a0 = like(_DP_A[5, 0], Y)
-        a1 = like(_DP_A[5, 1], Y)
-        a2 = like(_DP_A[5, 2], Y)
-        a3 = like(_DP_A[5, 3], Y)
-        a4 = like(_DP_A[5, 4], Y)
-        for i in range(m):
-            for b in range(B):
-                acc = a0 * KS[0, i, b]
-                acc += a1 * KS[1, i, b]
-                acc += a2 * KS[2, i, b]
-                acc += a3 * KS[3, i, b]
-                acc += a4 * KS[4, i, b]
-                Yt[i, b] = Y[i, b] + hsd[b] * acc
-    elif s == 6:
-        a0 = like(_DP_A[6, 0], Y)
-        a1 = like(_DP_A[6, 1], Y)
-        a2 = like(_DP_A[6, 2], Y)
-        a3 = like(_DP_A[6, 3], Y)
-        a4 = like(_DP_A[6, 4], Y)
-        a5 = like(_DP_A[6, 5], Y)
-        for i in range(m):
-            for b in range(B):
-                acc = a0 * KS[0, i, b]
-                acc += a1 * KS[1, i, b]
-                acc += a2 * KS[2, i, b]
-                acc += a3 * KS[3, i, b]
-                acc += a4 * KS[4, i, b]
-                acc += a5 * KS[5, i, b]
-                Yt[i, b] = Y[i, b] + hsd[b] * acc
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -250,9 +162,10 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
     na = np.zeros(B, dtype=np.int64)
     nr = np.zeros(B, dtype=np.int64)
     ev = np.zeros(B, dtype=np.int64)
-    # bare aliases (analytic._bare_arrays_numba) of every array the hot loop hands to a function: ~60
-    # atomic reference-count updates per right-hand-side evaluation otherwise (a quarter of
-    # the float32 kernel's time); the owners stay referenced by ``keep`` until after the loop
+    # bare aliases (analytic._bare_arrays_numba) of every array the hot loop hands to a
+    # function: ~60 atomic reference-count updates per right-hand-side evaluation otherwise (a
+    # quarter of the float32 kernel's time); the owners stay referenced by ``keep`` until after
+    # the loop
     keep = (Y, Yt, KS, work, INV, U, P, C, TR, L, tt, QF)
     Y, Yt, KS, INV, U, P, C, TR, L = (bare(Y), bare(Yt), bare(KS), bare(INV), bare(U),
                                       bare(P), bare(C), bare(TR), bare(L))
