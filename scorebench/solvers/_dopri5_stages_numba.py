@@ -11,24 +11,18 @@ import numpy as np
 from numba import njit
 
 from ._numba_precision import like
+from .tableau import DOPRI5
 
 __all__ = ["DP_A", "DP_C", "DP_E", "stage_input"]
 
 _FM = {"contract"}
 
-# Dormand-Prince 5(4) (scipy RK45) as data: nodes, stage matrix (row 6 = 5th-order weights, so
-# the 7th stage is the FSAL evaluation at the new point) and error weights.
-DP_C = np.array([0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0])
-DP_A = np.array([
-    [0, 0, 0, 0, 0, 0, 0],
-    [1 / 5, 0, 0, 0, 0, 0, 0],
-    [3 / 40, 9 / 40, 0, 0, 0, 0, 0],
-    [44 / 45, -56 / 15, 32 / 9, 0, 0, 0, 0],
-    [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729, 0, 0, 0],
-    [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656, 0, 0],
-    [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0],
-], dtype=np.float64)
-DP_E = np.array([-71 / 57600, 0, 71 / 16695, -71 / 1920, 17253 / 339200, -22 / 525, 1 / 40])
+# the solvers' own Dormand-Prince tableau (scipy's RK45): nodes, stage matrix (its last row the
+# 5th-order weights, so the 7th stage is the FSAL evaluation at the new point) and scipy's error
+# weights E = b_hat - b
+DP_C = np.ascontiguousarray(DOPRI5.c)
+DP_A = np.ascontiguousarray(DOPRI5.A)
+DP_E = 0.0 - DOPRI5.b_err
 
 
 @njit(cache=True, fastmath=_FM, error_model="numpy", inline="always")
