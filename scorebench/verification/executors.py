@@ -86,7 +86,8 @@ def make_executor(kind: str = "local", jobs: int | None = None, scheduler=None, 
         with ``spawn`` (see the module docstring). ``serial``: inline. ``dask``: a
         ``distributed.Client``'s executor, connected to ``scheduler`` or, when it is None, to a new
         ``LocalCluster`` of ``jobs`` single-threaded workers (``processes`` chooses worker processes
-        or threads; no dashboard).
+        or threads; its scheduler's HTTP server on a free port: with distributed's default, 8787,
+        two clusters started at once collide and the second fails to start).
     jobs : int, optional
         Number of workers; default ``os.cpu_count()``.
     scheduler : str or distributed.Client or cluster, optional
@@ -109,7 +110,7 @@ def make_executor(kind: str = "local", jobs: int | None = None, scheduler=None, 
         ) from exc
     if scheduler is None:
         cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
-                                           dashboard_address=None)
+                                           dashboard_address=":0")
         client = distributed.Client(cluster)
         return DaskExecutor(client, owned=(client, cluster))
     if isinstance(scheduler, distributed.Client):

@@ -46,7 +46,7 @@ def test_serial_local_and_dask_give_identical_ordered_results():
     check_results(serial)
     local = run_on(make_executor("local", jobs=2))
     check_results(local)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cl:
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cl:
         dask_results = run_on(make_executor("dask", scheduler=cl))
     check_results(dask_results)
     owned = run_on(make_executor("dask", jobs=1, processes=False))  # creates and closes its own cluster

@@ -104,7 +104,7 @@ def test_serial_local_and_dask_give_identical_numbers(tmp_path):
     serial = run_suite(tasks=tasks(7), seed=7, executor="serial", progress="off")
     local = run_suite(tasks=tasks(7), seed=7, executor="local", jobs=2, progress="off")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:
         dask = run_suite(tasks=tasks(7), seed=7, executor="dask", scheduler=cluster, progress="off")
     assert [(r.solver, r.metric) for r in serial.rows] == [
         ("euler", "global_error"), ("kutta-rk3", "global_error"), ("em", "strong_error")]
