@@ -54,9 +54,11 @@ def numba_available() -> bool:
     return _numba_ok
 
 
-def choose(backend: str, n: int, k: int, d: int, want, per_point: bool = False) -> str:
+def choose(backend: str, n: int, k: int, d: int, want, per_point: bool = False,
+           dtype=None) -> str:
     """Pick the kernel for a numpy batch of ``n`` points and ``k`` components in ``d`` dims
-    (``per_point``: one time per point rather than a common time)."""
+    (``per_point``: one time per point rather than a common time; ``dtype``: the points'
+    dtype, float64 unless float32)."""
     if backend == "numpy":
         return "numpy"
     if backend == "numba":
@@ -69,7 +71,8 @@ def choose(backend: str, n: int, k: int, d: int, want, per_point: bool = False) 
         from ._mixture_numba import compiled_for
 
         global _numpy_pairs
-        if compiled_for(d, per_point) or _numpy_pairs >= _NUMPY_PAIRS_BEFORE_NUMBA:
+        if (compiled_for(d, per_point, dtype or "float64")
+                or _numpy_pairs >= _NUMPY_PAIRS_BEFORE_NUMBA):
             return "numba"
         _numpy_pairs += n * k
         return "numpy"

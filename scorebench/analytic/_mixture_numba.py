@@ -281,13 +281,13 @@ def _small_matmul(M, X, out):
                 out[r, i] += u * X[c, i]
 
 
-def compiled_for(d: int, per_point: bool) -> bool:
-    """Whether the kernel a call in ``d`` dimensions would run is compiled in this process
-    (the generated one at a common time with d <= 4, else the generic one)."""
+def compiled_for(d: int, per_point: bool, dtype=np.float64) -> bool:
+    """Whether the kernel a call in ``d`` dimensions on ``dtype`` points would run is compiled
+    in this process (the generated one at a common time with d <= 4, else the generic one)."""
     # (mid-sized calls run on the calling thread, in whichever variant is compiled: _launch)
     if not per_point and _generated.applies(d, 1):
-        return _generated.is_loaded(d) and bool(_generated.block_driver_serial.signatures
-                                                or _generated.block_driver.signatures)
+        return _generated.is_loaded(d, dtype) and bool(_generated.block_driver_serial.signatures
+                                                       or _generated.block_driver.signatures)
     return bool(_serial_kernel.signatures or _fused_kernel.signatures)
 
 
@@ -298,12 +298,13 @@ def _generated_terms(x, st, a, s2, want):
     mt = st.get("projected")
     if mt is None:
         mt = st["projected"] = projected_means(st["means"], U)
-    P = _generated.constants(U, lam, mt, logw, a, s2)
-    fn = _generated.block_function(d).address
-    out_logp = np.empty(N if "logp" in want else 0)
-    out_score = np.empty((N, d) if "score" in want else (0, d))
-    out_lap = np.empty(N if "laplacian" in want else 0)
-    nk, flags = P.shape[0] // _generated.CHUNK, ("logp" in want, "score" in want,
+    dt = x.dtype  # float64, or float32 for the float32 kernel
+    P = _generated.constants(U, lam, mt, logw, a, s2, dt)
+    fn = _generated.block_function(d, dt).address
+    out_logp = np.empty(N if "logp" in want else 0, dt)
+    out_score = np.empty((N, d) if "score" in want else (0, d), dt)
+    out_lap = np.empty(N if "laplacian" in want else 0, dt)
+    nk, flags = P.shape[0] // _generated.chunk_size(d), ("logp" in want, "score" in want,
                                                   "laplacian" in want)
     _launch(N * logw.shape[0], _generated.block_driver_serial, _generated.block_driver,
             (x, P, nk, fn, *flags), N, _generated.BLOCK, (out_logp, out_score, out_lap))
@@ -314,8 +315,11 @@ def _generated_terms(x, st, a, s2, want):
 def mixture_terms_numba(x, means, U, lam, logw, a, s2, want=("logp", "score")):
     r"""numba version of :func:`._mixture_numpy.mixture_terms` for ``want`` in logp/score/laplacian.
 
-    Parameters and returns as in the reference (``a``, ``s2`` a float or shape (N,) arrays).
-    Agreement with it, relative to the size of the summed terms (see the tests): ~1e-14 for
+    Parameters and returns as in the reference (``a``, ``s2`` a float or shape (N,) arrays),
+    except that float32 points give float32 results: computed in float32 by the generated
+    kernel (common time, d <= 4: twice the lanes per vector and a shorter exponential,
+    relative error ~1e-6 near the data), in float64 and rounded otherwise.
+    float64 agreement with it, relative to the size of the summed terms (see the tests): ~1e-14 for
     points near the data, ~3e-11 for points 1e3 standard deviations out, where the
     responsibilities themselves are only defined to ~eps |log N_k| ~ 1e-10. The Laplacian is
     the variance form and stays accurate where the reference's difference of squares cancels.
@@ -329,7 +333,8 @@ def mixture_terms_numba(x, means, U, lam, logw, a, s2, want=("logp", "score")):
     want = tuple(want)
     if not want or not set(want) <= _WANTS:
         raise ValueError(f"want: expected a non-empty subset of {sorted(_WANTS)}, got {want!r}")
-    x = np.ascontiguousarray(x, dtype=np.float64)
+    f32 = np.asarray(x).dtype == np.float32
+    x = np.ascontiguousarray(x, dtype=np.float32 if f32 else np.float64)
     N, d = x.shape
     a_arr, s2_arr = _coefficient(a, N, "a"), _coefficient(s2, N, "s2")
     if a_arr.size != s2_arr.size:  # one per-point, the other common: give both per-point
@@ -347,6 +352,9 @@ def mixture_terms_numba(x, means, U, lam, logw, a, s2, want=("logp", "score")):
     means, U, lam, logw = st["means"], st["U"], st["lam"], st["logw"]
     if a_arr.size == 1 and _generated.applies(d, logw.shape[0]):
         return _generated_terms(x, st, a_arr[0], s2_arr[0], want)
+    if f32:  # no float32 generic kernel: float64, rounded once
+        out = mixture_terms_numba(x.astype(np.float64), means, U, lam, logw, a, s2, want)
+        return {name: v.astype(np.float32) for name, v in out.items()}
     diag, lamk, mt, U, UT = _generic_layout(st)
     K = mt.shape[0]
     use_inv = False

@@ -6,8 +6,8 @@ per (point, component) pair on one Zen 3 core, several times the exponential it 
 small d this module writes the same maths as straight-line code: one loop over the points of a
 block whose body keeps the point, a chunk of components' log-weights and gradients and the
 running sums in registers; LLVM vectorises the loop over points (4 float64 per AVX2 register).
-The code depends on d only: components come in chunks of :data:`CHUNK` through a run-time
-loop, so one compiled function serves every K.
+The code depends on d (and the dtype) only: components come in chunks of :func:`chunk_size`
+through a run-time loop, so one compiled function serves every K.
 
 Maths, at a common time (``a``, ``s^2``), with :math:`\lambda_k = a^2\Lambda_k + s^2`,
 :math:`z_k = U_k^\top x - a U_k^\top \mu_k` and :math:`y'_k = z_k / \sqrt{2\lambda_k}`:
@@ -52,6 +52,16 @@ d = 1: 5.7 -> 3.4; 4.1 -> 3.2. d = 2: 7.9 -> 4.2; 6.9 -> 3.8. d = 3: 8.9 -> 5.7;
 d = 4: 13.9 -> 10.7; 12.3 -> 7.8 (1.3-1.9x). Beyond d = 4 the chunk's registers spill (d = 8
 ran at half the generic kernel's speed), hence :data:`MAX_D`.
 
+**float32.** Each d also has a float32 kernel (float32 points; every constant, lane and sum in
+float32, the exponential :func:`._numba_exp_f32.fast_exp_f32`, constants computed in float64
+and rounded once): twice the lanes per vector and a 7-term exponential instead of 14. One
+Sapphire-Rapids-class core, 512-bit vectors, ns per pair, float64 -> float32: d = 2, K = 8:
+2.5 -> 1.5; K = 64: 2.1 -> 1.0; d = 4, K = 8: 4.0 -> 2.4. Error against the float64 reference,
+relative to the terms' scale: ~1e-6 near the data (the log-weights carry ~eps |l_k|, and each
+gradient ~eps (|x| + a |mu_k|) / lambda_min, which is relative to the inputs rather than to
+the gradient); far from the data (|l_k| ~ 1e4) the responsibilities are only defined to
+~1e-3 in float32.
+
 The generated functions are numba ``cfunc`` s of one C signature (:func:`block_signature`),
 called by address (:func:`call_block`) from the parallel driver :func:`block_driver`, which is
 compiled and cached once for every d; each generated function compiles once per d (1-5 s) and
@@ -74,15 +84,16 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
+from scorebench import _vector_width
+
 from ._generated_modules import import_generated
 from ._numba_stages import load_transposed, store_logp_score
 
 __all__ = ["applies", "array_ptr", "block_signature", "block_source", "block_function",
            "block_driver", "block_driver_serial", "call_block", "constants", "is_loaded",
-           "n_params", "BLOCK", "CHUNK", "MAX_D"]
+           "n_params", "chunk_size", "BLOCK", "MAX_D"]
 
 MAX_D = 4  # the chunk's code grows as d^2; beyond this its registers spill (measured)
-CHUNK = 4  # components per two-pass chunk: 4 beat 1, 2 and 8 for d = 2..4 (one core, measured)
 BLOCK = 128  # points per call of a generated kernel (a compile-time constant in its loops)
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -108,7 +119,9 @@ def call_block(typingctx, addr, xp, pp, stp, mp, sp, scp, lapp, nk):
     typing a first-class function on every call (~70 us, measured: more than the whole kernel
     for a few thousand points).
     """
-    ptr = types.CPointer(types.float64)
+    ptr = xp  # float64 or float32 pointers, as the generated function of that dtype takes
+    if not isinstance(ptr, types.CPointer) or any(p != ptr for p in (pp, stp, mp, sp, scp, lapp)):
+        return None
     sig = types.void(types.intp, ptr, ptr, ptr, ptr, ptr, ptr, ptr, types.intp)
 
     def codegen(context, builder, signature, args):
@@ -121,16 +134,34 @@ def call_block(typingctx, addr, xp, pp, stp, mp, sp, scp, lapp, nk):
     return sig, codegen
 
 
-def block_signature():
-    r"""C signature ``void(XT, P, ST, M, S, SC, LAP, nk)``: float64 pointers and an int.
+def block_signature(dtype=np.float64):
+    r"""C signature ``void(XT, P, ST, M, S, SC, LAP, nk)``: pointers to ``dtype`` (float64 or
+    float32) and an int.
 
-    ``XT``, ``SC`` (d, BLOCK) row-major; ``P`` (nk CHUNK, n_params(d)) the per-component
+    ``XT``, ``SC`` (d, BLOCK) row-major; ``P`` (nk chunk_size(d), n_params(d)) the per-component
     constants of :func:`constants`; ``ST`` (d + 3, BLOCK) scratch for the running sums; ``M``,
     ``S``, ``LAP`` (BLOCK,): the maximum log-weight and the weight sum (so
     :math:`\log p = M + \log S`), and the Laplacian; ``nk`` the number of chunks.
     """
-    p = types.CPointer(types.float64)
+    p = types.CPointer(types.float32 if _is_f32(dtype) else types.float64)
     return types.void(p, p, p, p, p, p, p, types.intp)
+
+
+def _is_f32(dtype) -> bool:
+    """Whether ``dtype`` is float32 (anything else that reaches here is float64)."""
+    return np.dtype(dtype) == np.float32
+
+
+def chunk_size(d: int) -> int:
+    """Components per two-pass chunk of the kernel for dimension d (a compile-time constant).
+
+    The chunk's log-weights and gradients live in vector registers. With 16 of them (AVX2)
+    4 components beat 1, 2 and 8 for d = 2..4 (one Zen 3 core, measured). Compiled for 512-bit
+    vectors (:mod:`scorebench._vector_width`: AVX-512, 32 registers) 8 components run
+    10-20 % faster than 4 for d <= 3 and K = 64, 0-12 % for K = 8, and 15-25 % slower for d = 4
+    (one Sapphire-Rapids-class core, float64 and float32, measured).
+    """
+    return 8 if d <= 3 and _vector_width.STATE.get("bits") == 512 else 4
 
 
 def applies(d: int, K: int) -> bool:
@@ -143,8 +174,9 @@ def n_params(d: int) -> int:
     return 2 * d * d + 2 * d + 2
 
 
-def constants(U, lam, mt, logw, a, s2):
-    r"""The per-component constants at a common time, padded to a multiple of :data:`CHUNK`.
+def constants(U, lam, mt, logw, a, s2, dtype=np.float64):
+    r"""The per-component constants at a common time, padded to a multiple of
+    :func:`chunk_size`.
 
     Row k holds :math:`U_k^\top` and :math:`V_k = -\sqrt2\, \mathrm{diag}(\lambda_k^{-1/2})
     U_k^\top` (row-major), :math:`n_k =
@@ -157,11 +189,13 @@ def constants(U, lam, mt, logw, a, s2):
     ~1e-9 relative where :math:`\lambda_k` is tiny (singular data at t = 1e-5, measured).
     Padding rows have :math:`\kappa = -\infty` and zeros elsewhere: their weight is exactly 0.
     ``mt`` holds the projected means :math:`U_k^\top \mu_k` (as the reference computes them).
+    Computed in float64 and rounded once to ``dtype`` (float32 for the float32 kernel).
     """
     K, d = mt.shape
-    P = np.zeros((-(-K // CHUNK) * CHUNK, n_params(d)))
+    ch = chunk_size(d)
+    P = np.zeros((-(-K // ch) * ch, n_params(d)))
     _fill_constants(U, lam, mt, logw, float(a), float(s2), P)
-    return P
+    return P.astype(np.float32) if _is_f32(dtype) else P
 
 
 @njit(error_model="numpy", cache=True)
@@ -190,7 +224,7 @@ def _fill_constants(U, lam, mt, logw, a, s2, P):
 def _helpers_hash() -> str:
     here = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for f in (here / "_numba_exp.py", Path(__file__).resolve()):
+    for f in (here / "_numba_exp.py", here / "_numba_exp_f32.py", Path(__file__).resolve()):
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
@@ -198,7 +232,7 @@ def _helpers_hash() -> str:
 def _chunk_lines(d, first, ind):
     """Straight-line code of one chunk for one point: into the running sums m, sw, M2, mu
     (``first``), or into mc, swc, M2c, nu followed by the merge."""
-    ks = range(CHUNK)
+    ks = range(chunk_size(d))
     out = []
     for k in ks:
         for r in range(d):
@@ -213,7 +247,7 @@ def _chunk_lines(d, first, ind):
     for k in ks:
         for c in range(d):
             out.append(f"g{k}_{c} = " + " + ".join(f"v{k}_{r}_{c} * y{k}_{r}" for r in range(d)))
-    out.append(f"rc = 1.0 / {sc}")
+    out.append(f"rc = ONE / {sc}")
     for c in range(d):
         out.append(f"{mu}{c} = (" + " + ".join(f"e{k} * g{k}_{c}" for k in ks) + ") * rc")
     dev = [f"e{k} * (" + " + ".join(f"(g{k}_{c} - {mu}{c}) * (g{k}_{c} - {mu}{c})"
@@ -221,33 +255,41 @@ def _chunk_lines(d, first, ind):
     out.append(f"{m2} = " + " + ".join(dev))
     if not first:  # merge the chunk into the running sums (Chan, Golub and LeVeque)
         out += ["dm = mc - m",
-                "up = dm > 0.0",
+                "up = dm > ZERO",
                 "ee = lane_exp(-dm if up else dm)",
-                "al = ee if up else 1.0",
-                "be = 1.0 if up else ee",
+                "al = ee if up else ONE",
+                "be = ONE if up else ee",
                 "m = mc if up else m",
                 "sa = sw * al",
                 "sb = swc * be",
                 "sw = sa + sb",
-                "rt = 1.0 / sw",
+                "rt = ONE / sw",
                 "dd = " + " + ".join(f"(nu{c} - mu{c}) * (nu{c} - mu{c})" for c in range(d)),
                 "M2 = M2 * al + M2c * be + dd * (sa * sb * rt)"]
         out += [f"mu{c} = (sa * mu{c} + sb * nu{c}) * rt" for c in range(d)]
     return [ind + line for line in out]
 
 
-def block_source(d: int) -> str:
-    """Python source of the generated kernel for dimension d (see the module docstring)."""
+def block_source(d: int, dtype=np.float64) -> str:
+    """Python source of the generated kernel for dimension d and ``dtype`` (float64 or float32:
+    every value of the float32 kernel is a float32; see the module docstring)."""
     if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
         raise ValueError(f"d: expected an int >= 1, got {d!r}")
+    f32 = _is_f32(dtype)
+    npt = "np.float32" if f32 else "np.float64"
+    exp_import = ("from scorebench.analytic._numba_exp_f32 import fast_exp_f32 as exp_le0"
+                  if f32 else "from scorebench.analytic._numba_exp import exp_le0")
     I2, I3, I4, I5 = (" " * n for n in (4, 8, 12, 16))
-    B, NP = BLOCK, n_params(d)
+    B, NP, CHUNK = BLOCK, n_params(d), chunk_size(d)
     state = ["m", "sw", "M2"] + [f"mu{c}" for c in range(d)]
     out = [
         f"# generated by scorebench.analytic._unrolled_mixture_numba; helpers {_helpers_hash()}",
+        "import numpy as np",
         "from numba import carray, cfunc, njit",
-        "from scorebench.analytic._numba_exp import exp_le0",
+        exp_import,
         "from scorebench.analytic._unrolled_mixture_numba import block_signature",
+        "# literals of the kernel's dtype (a bare 1.0 is a float64 and would promote float32)",
+        f"ONE, ZERO = {npt}(1.0), {npt}(0.0)",
         "",
         "",
         "# a plain call, which LLVM inlines: inlining many copies in numba's IR is slow to compile",
@@ -258,7 +300,7 @@ def block_source(d: int) -> str:
         "",
         "# no contraction (fastmath flags apply to inlined callees too): the projection rounds as",
         "# in the numpy reference; the exponential keeps its FMAs (its own flags)",
-        "@cfunc(block_signature(), cache=True, error_model='numpy')",
+        f"@cfunc(block_signature({npt}), cache=True, error_model='numpy')",
         "def block(xp, pp, stp, mp, sp, scp, lapp, nk):",
         f"{I2}XT = carray(xp, ({d}, {B}))",
         f"{I2}P = carray(pp, (nk * {CHUNK}, {NP}))",
@@ -305,17 +347,20 @@ def block_source(d: int) -> str:
 _FUNCTIONS: dict = {}
 
 
-def is_loaded(d: int) -> bool:
-    """Whether the generated kernel for dimension d is compiled (or loaded) in this process."""
-    return int(d) in _FUNCTIONS
+def is_loaded(d: int, dtype=np.float64) -> bool:
+    """Whether the generated kernel for dimension d and ``dtype`` is compiled (or loaded) in
+    this process."""
+    return (int(d), _is_f32(dtype)) in _FUNCTIONS
 
 
-def block_function(d: int):
-    """The generated ``cfunc`` for dimension d, compiled (or loaded from disk) once."""
-    d = int(d)
-    fn = _FUNCTIONS.get(d)
+def block_function(d: int, dtype=np.float64):
+    """The generated ``cfunc`` for dimension d and ``dtype``, compiled (or loaded from disk)
+    once."""
+    key = (int(d), _is_f32(dtype))
+    fn = _FUNCTIONS.get(key)
     if fn is None:
-        fn = _FUNCTIONS[d] = import_generated(f"sb_mixture_d{d}", block_source(d)).block
+        name = ("sb_mixture_f32_d" if key[1] else "sb_mixture_d") + str(key[0])
+        fn = _FUNCTIONS[key] = import_generated(name, block_source(key[0], dtype)).block
     return fn
 
 
@@ -328,12 +373,12 @@ def _drive_blocks(bk0, bk1, x, P, nk, fn, want_logp, want_score, want_lap, out_l
     scalar loop, so the generated loop has no ``log`` in it."""
     N, d = x.shape
     B = BLOCK
-    XT = np.empty((d, B))
-    SC = np.empty((d, B))
-    ST = np.empty((d + 3, B))
-    M = np.empty(B)
-    S = np.empty(B)
-    LAP = np.empty(B)
+    XT = np.empty((d, B), x.dtype)  # scratch in the dtype of the points (and of fn)
+    SC = np.empty((d, B), x.dtype)
+    ST = np.empty((d + 3, B), x.dtype)
+    M = np.empty(B, x.dtype)
+    S = np.empty(B, x.dtype)
+    LAP = np.empty(B, x.dtype)
     for bk in range(bk0, bk1):
         start = bk * B
         n = min(B, N - start)

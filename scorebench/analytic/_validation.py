@@ -57,8 +57,9 @@ def check_finite_array(a, name: str, *, ndim: int | None = None, shape=None) -> 
 def check_points(x, d: int, name: str = "x"):
     """Check that ``x`` is an (N, d) array or tensor of finite floats; return it unchanged.
 
-    numpy inputs are returned as float64 arrays (integer inputs are rejected rather than cast);
-    torch inputs are returned as they are (their dtype and device are kept).
+    numpy floating arrays are returned as they are (float32 stays float32), integer arrays as
+    float64, anything else (bool, complex, object) is rejected; torch inputs must be floating
+    and are returned as they are (their dtype and device are kept).
     """
     if is_torch(x):
         import torch

@@ -12,6 +12,8 @@ target                                                                 measured 
 (c) >= 10x faster than the plain torch loop                              speedup vs baseline >= 10
 (d) PC >= 10x faster than the plain torch loop (issue 3)                 speedup vs baseline >= 10
 (e) within 2x of the bound for d <= 16                                   fraction of bound >= 1/2
+    (float64 kernel, and the float32 kernel where there is one, d <= 4,
+    against the same float64 bound)
 (e) within 2x of the measured matrix-multiply rate for d = 64            fraction of bound >= 1/2
 =====================================================================  ==========================
 
@@ -22,13 +24,14 @@ from __future__ import annotations
 
 __all__ = ["work_precision_summary", "evaluate_targets", "OURS_LIKELIHOOD", "OURS_LIKELIHOOD_F32",
            "OURS_EM", "OURS_PC",
-           "OURS_KERNEL"]
+           "OURS_KERNEL", "OURS_KERNEL_F32"]
 
 OURS_LIKELIHOOD = "scorebench rk45 fused numba"
 OURS_LIKELIHOOD_F32 = "scorebench rk45 fused numba float32"
 OURS_EM = "scorebench em fused numba"
 OURS_PC = "scorebench pc fused numba"
 OURS_KERNEL = "scorebench fused numba kernel"
+OURS_KERNEL_F32 = "scorebench fused numba kernel float32"
 _WP_TARGET = 1e-3
 
 
@@ -101,10 +104,13 @@ def evaluate_targets(rows, wp) -> list:
     out.append(_check("(d) PC: >= 10x faster than the plain torch loop",
                       r and r["speedup_vs_baseline"], 10.0))
     for r in rows:
-        if r["workload"] != "e" or r["implementation"] != OURS_KERNEL or r["status"] != "ok":
+        if (r["workload"] != "e" or r["implementation"] not in (OURS_KERNEL, OURS_KERNEL_F32)
+                or r["status"] != "ok"):
             continue
         d = r["params"]["d"]
         what = "the bound" if d <= 16 else "the matrix-multiply rate"
-        out.append(_check(f"(e) d={d} K={r['params']['K']}: within 2x of {what} (fraction >= 1/2)",
-                          r["fraction_of_bound"], 0.5))
+        f32 = r["implementation"] == OURS_KERNEL_F32
+        out.append(_check(f"(e) d={d} K={r['params']['K']}{', float32 kernel' if f32 else ''}: "
+                          f"within 2x of {what} (fraction >= 1/2)", r["fraction_of_bound"], 0.5,
+                          "the bound is float64's exp rate; max error in the row" if f32 else ""))
     return out

@@ -11,73 +11,22 @@ numba, and ``0.5 * z`` would promote every lane operation to float64):
     :func:`~._numba_math.fast_exp` for float64, :func:`fast_exp_f32` for float32.
 
 ``fast_exp_f32``
-    The float32 exponential, branch-free and vectorisable like ``fast_exp``: Cody–Waite
-    reduction :math:`x = n\ln 2 + r` with Cephes' two-part :math:`\ln 2` (0.693359375 is exact
-    in 9 bits, so :math:`n \ln2_{hi}` is exact for :math:`|n| \le 128`), round-to-nearest by the
-    :math:`1.5 \cdot 2^{23}` shifter, whose low mantissa bits then hold :math:`n` (no float-to-int
-    conversion), Cephes' degree-7 polynomial for :math:`e^r` on :math:`|r| \le \ln 2/2`, and
-    :math:`2^n` from its IEEE bits. Arguments above 88 are clamped to 88; arguments below -80
-    give exactly 0 (the kernels only exponentiate log-weights relative to their maximum, where
-    a weight below :math:`e^{-80} \approx 1.8 \cdot 10^{-35}` is far below float32's
-    resolution). Not :math:`e^{-87}`: a weight that small times a mean or a coordinate is
-    subnormal, and every arithmetic operation on a subnormal costs ~100 cycles on x86 (the
-    float32 likelihood kernel ran slower than float64 until weights were flushed here).
-    Measured relative error against float64 ``exp`` on [-80, 0]: below 1e-7 (1 ulp). An AVX2
-    vector holds 8 float32 lanes against 4 float64.
-
-References
-----------
-S. L. Moshier, Cephes Mathematical Library, ``expf.c``.
+    The float32 exponential, branch-free and vectorisable like ``fast_exp``
+    (:mod:`scorebench.analytic._numba_exp_f32`, where the float32 mixture kernels use it too;
+    re-exported here).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.extending import overload
 
-from scorebench.analytic._numba_exp import bitcast
+from scorebench.analytic._numba_exp_f32 import fast_exp_f32
 
 from ._numba_math import fast_exp
 
 __all__ = ["fast_exp_f32", "lane_exp", "like"]
-
-_f32_as_i32 = bitcast(types.float32, types.int32, "The bits of a float32 as an int32.")
-_i32_as_f32 = bitcast(types.int32, types.float32, "The bits of an int32 as a float32.")
-
-_F = np.float32
-_SHIFTER = _F(12582912.0)  # 1.5 * 2^23
-_SHIFTER_BITS = np.int32(0x4B400000)
-_LOG2E = _F(1.4426950408889634)
-_LN2_HI = _F(0.693359375)
-_LN2_LO = _F(-2.12194440e-4)
-_X_LO, _X_HI = _F(-80.0), _F(88.0)
-_P = tuple(_F(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
-                           1.6666665459e-1, 5.0000001201e-1))
-_ONE, _ZERO = _F(1.0), _F(0.0)
-_BIAS = np.int32(127)
-_MANT_BITS = np.int32(23)
-
-
-@njit(cache=True, fastmath={"contract"}, inline="always")
-def fast_exp_f32(x):
-    """exp(x) for float32 x in float32, branch-free; 0 below -80 (see the module docstring)."""
-    flush = x < _X_LO
-    x = _X_LO if flush else x
-    x = _X_HI if x > _X_HI else x
-    ys = x * _LOG2E + _SHIFTER
-    nf = ys - _SHIFTER
-    n = _f32_as_i32(ys) - _SHIFTER_BITS
-    r = (x - nf * _LN2_HI) - nf * _LN2_LO
-    p = _P[0]
-    p = p * r + _P[1]
-    p = p * r + _P[2]
-    p = p * r + _P[3]
-    p = p * r + _P[4]
-    p = p * r + _P[5]
-    y = p * (r * r) + r + _ONE
-    y = y * _i32_as_f32((n + _BIAS) << _MANT_BITS)
-    return _ZERO if flush else y
 
 
 def lane_exp(x):

@@ -86,11 +86,15 @@ def compile_group(name: str) -> None:
             big = np.random.default_rng(3).standard_normal(((1 << 15) // mix.K + 1, mix.d))
             oracle.score_and_laplacian(big, 0.5)
             oracle.score_and_laplacian(big, np.full(big.shape[0], 0.5))
+            # float32 points: the float32 generated kernel and its drivers (d <= 4)
+            oracle.score_and_laplacian(x.astype(np.float32), 0.5)
+            oracle.score_and_laplacian(big.astype(np.float32), 0.5)
     if name == "oracle":  # the generated kernels of the other small dimensions (1-5 s each)
         from scorebench.analytic._unrolled_mixture_numba import MAX_D, block_function
 
         for d in range(1, MAX_D + 1):
-            block_function(d)
+            for dt in (np.float64, np.float32):
+                block_function(d, dt)
 
 
 def _source_hash() -> str:

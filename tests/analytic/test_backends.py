@@ -241,6 +241,41 @@ def test_torch_float32_within_1e_4_on_well_conditioned_cases(mix_name):
         _assert_close(got, ref, scale_s, scale_l, rtol=1e-4)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba", "auto"])
+@pytest.mark.parametrize("mix_name, per_point", [("diagonal-d5", False), ("full-d9-cond1e3", True),
+                                                 ("zero-weight-d2", False)])
+def test_float32_points_give_float32_results_from_every_backend(backend, mix_name, per_point):
+    """float32 numpy points in, float32 out, whichever kernel runs. Where no float32 kernel
+    exists (numpy; numba for d > 4 or per-point times) the float64 result is rounded once, so it
+    equals the float64 call on the same points rounded, bit for bit; the float32 generated kernel
+    (d <= 4, common time: ``zero-weight-d2`` on numba, and on auto once that kernel is loaded)
+    agrees to 1e-4 of the term scale, with ~eps (|x| + a |mu|) / lambda_min added to the
+    score's (see ``test_unrolled_mixture.py``). float16 points give float64 results."""
+    mix, sde = MIXTURES[mix_name], SDES["vp"]
+    oracle = MixtureOracle(mix, sde, backend=backend)
+    x32 = oracle.sample(300, 0.5, np.random.default_rng(23)).astype(np.float32)
+    t = np.full(300, 0.5) if per_point else 0.5
+    got = {"logp": oracle.log_prob(x32, t), "laplacian": oracle.laplacian(x32, t),
+           "score": oracle.score(x32, t)}
+    assert all(v.dtype == np.float32 for v in got.values())
+    assert oracle.denoise(x32, t).dtype == np.float32
+    x = x32.astype(np.float64)
+    ref = {"logp": oracle.log_prob(x, t), "laplacian": oracle.laplacian(x, t),
+           "score": oracle.score(x, t)}
+    if backend == "numpy" or mix.d > 4 or per_point:  # no float32 kernel can have run
+        for k in got:
+            np.testing.assert_array_equal(got[k], ref[k].astype(np.float32))
+    else:
+        a, s2 = _coeffs(sde, 0.5)
+        scale_s, scale_l, _, _ = _scales(mix, a, s2, x)
+        lam_min = (a * a * mix.eigvals + s2).min()
+        scale_s = scale_s + (np.linalg.norm(x, axis=1)
+                             + a * np.linalg.norm(mix.means, axis=1).max()) / lam_min
+        _assert_close({k: v.astype(np.float64) for k, v in got.items()}, ref, scale_s, scale_l,
+                      rtol=1e-4)
+    assert oracle.score(x32.astype(np.float16), t).dtype == np.float64
+
+
 def test_torch_keeps_dtype_device_and_is_differentiable():
     mix = MIXTURES["full-d3-cond1e4"]
     oracle = MixtureOracle(mix, SDES["subvp"])
@@ -297,7 +332,7 @@ def test_mid_sized_batches_move_to_numba_after_enough_numpy_work(monkeypatch):
     next one loads the numba kernel even though it is not compiled yet; small calls stay numpy."""
     from scorebench.analytic import _mixture_numba
 
-    monkeypatch.setattr(_mixture_numba, "compiled_for", lambda d, per_point: False)
+    monkeypatch.setattr(_mixture_numba, "compiled_for", lambda d, per_point, dtype: False)
     monkeypatch.setattr(_backends, "_numpy_pairs", 0)
     mid = 2048  # x 8 components = 2^14 pairs per call
     calls = _backends._NUMPY_PAIRS_BEFORE_NUMBA // (mid * 8)

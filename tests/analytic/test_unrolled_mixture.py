@@ -1,7 +1,7 @@
 r"""The generated small-d mixture kernel (:mod:`scorebench.analytic._unrolled_mixture_numba`).
 
 It must give the numpy reference's numbers for every K (components padded to chunks of
-``CHUNK``, chunks merged with Chan-Golub-LeVeque), every number of points (partial blocks), and
+``chunk_size(d)``, chunks merged with Chan-Golub-LeVeque), every number of points (partial blocks), and
 wherever the winning component sits (a later chunk taking over exercises both merge branches).
 
 Tolerances, as in ``test_backends.py``: the implementations add the same terms in different
@@ -144,12 +144,52 @@ def test_one_point_and_a_dominant_last_chunk():
         _assert_matches(got, ref, *_scales(mix, a, s2, x), 1e-12)
 
 
+@pytest.mark.parametrize("d", [1, 2, 3, 4])
+@pytest.mark.parametrize("K", [1, 5, 9, 40])
+def test_float32_kernel_matches_the_reference_to_float32_accuracy(d, K):
+    """float32 points run the float32 generated kernel: float32 results within 1e-4 of the
+    float64 reference's term scale. Why 1e-4 holds: float32 has eps 6e-8; here every C_k(t) has
+    condition number <= 3 and the points come from p_t, so the log-weights (|l_k| <= ~50) carry
+    ~50 eps ~ 3e-6 absolute error into the responsibilities. A gradient
+    g_k = -C_k^-1 (x - a mu_k) is formed from float32 x and a mu_k (the constants are rounded
+    to float32), so its absolute error is ~eps (|x| + a |mu_k|) / lambda_min, not relative to
+    |g_k| (which vanishes at the mean): the score's scale here adds that term. Measured worst
+    over these cases: 2e-6 of the scales. The reference runs on the same float32 points in
+    float64 (input rounding is not the kernel's error). 300 points: two full blocks and a
+    partial one; K = 5, 9 pad the last chunk, K = 40 merges many chunks."""
+    mix = _mixture(d, K, 100 * d + K)
+    a, s2 = 0.8, 0.3
+    x32 = _points(mix, a, s2, 300, 7 * d + K).astype(np.float32)
+    x = x32.astype(np.float64)
+    got = mixture_terms_numba(*_args(mix, x32, a, s2), WANT)
+    assert all(v.dtype == np.float32 for v in got.values())
+    assert gen.is_loaded(d, np.float32)  # computed by the float32 kernel, not rounded float64
+    ref = mixture_terms(*_args(mix, x, a, s2), WANT)
+    got64 = {k: v.astype(np.float64) for k, v in got.items()}
+    scale_s, scale_l = _scales(mix, a, s2, x)
+    lam_min = (a * a * mix.eigvals + s2).min()
+    scale_s = scale_s + (np.linalg.norm(x, axis=1)
+                         + a * np.linalg.norm(mix.means, axis=1).max()) / lam_min
+    _assert_matches(got64, ref, scale_s, scale_l, 1e-4)
+
+
+def test_float32_source_has_no_float64_literals():
+    """Every literal of the float32 kernel is a float32 constant: a bare ``1.0`` (a float64 in
+    numba) would promote the lanes it touches to float64 and halve their vector width."""
+    import re
+
+    src = gen.block_source(2, np.float32)
+    assert "fast_exp_f32" in src and "block_signature(np.float32)" in src
+    body = src[src.index("def block("):]
+    assert not re.search(r"(?<![\w.])\d+\.\d*(?![\w])", body), "float literal in the float32 body"
+
+
 def test_constants_rows_and_padding():
     mix = _mixture(3, 5, 12)
     a, s2 = 0.7, 0.4
     P = gen.constants(mix.eigvecs, mix.eigvals, projected_means(mix.means, mix.eigvecs),
                       mix.log_weights, a, s2)
-    d, Kp = 3, -(-5 // gen.CHUNK) * gen.CHUNK
+    d, Kp = 3, -(-5 // gen.chunk_size(3)) * gen.chunk_size(3)
     assert P.shape == (Kp, gen.n_params(d))
     var = a * a * mix.eigvals + s2
     cov = a * a * mix.covs + s2 * np.eye(d)

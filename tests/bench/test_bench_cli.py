@@ -123,6 +123,11 @@ def test_kernel_accuracy(run):
             assert r["max_err"] < 1e-2  # single precision: ~1e-7 relative on values of ~1e2
         else:
             assert r["max_err"] < 1e-10, r["implementation"]
+    # the float32 generated kernel runs for d <= 4 (tiny profile: d = 2), not for d = 16, and
+    # has a target line of its own, against the same float64 bound
+    f32 = [r for r in _rows(report, "e", "scorebench fused numba kernel float32")]
+    assert [r["params"]["d"] for r in f32] == [2] and f32[0]["status"] == "ok"
+    assert any(t["target"].startswith("(e) d=2 K=8, float32 kernel") for t in report["targets"])
 
 
 def test_sampling_weak_errors_are_within_monte_carlo_noise(run):
