@@ -87,6 +87,7 @@ from ._mixture_numba_prep import coefficient as _coefficient
 from ._mixture_numba_prep import generic_layout as _generic_layout
 from ._mixture_numba_prep import prepared as _static
 from ._mixture_numpy import projected_means
+from ._numba_dtype import like
 from ._numba_exp import exp_nonpositive
 from ._bare_arrays_numba import bare, touch
 from ._numba_stages import (inverse_rows, load_transposed, log_weight, lse_step, quad_rows,
@@ -152,19 +153,20 @@ def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a,
     K = mt.shape[0]
     per_point = a.shape[0] > 1
     need_grad = want_score or want_lap
-    c0 = -0.5 * d * _LOG_2PI
+    c0 = like(-0.5 * d * _LOG_2PI, x)
     # scratch of this thread: a few (d, B) and (B,) arrays
-    XT = np.empty((d, block))   # the block, transposed
-    P = np.empty((d, block))    # U_k^T X, then U_k (z / lambda)
-    Z = np.empty((d, block))    # z / lambda
-    MEAN = np.empty((d, block))  # running sum_k pi_k g_k (Welford mean)
-    ab, ab2, s2b = np.empty(block), np.empty(block), np.empty(block)
-    m, sw, M2, T = np.empty(block), np.empty(block), np.empty(block), np.empty(block)
-    q, dlt, ex = np.empty(block), np.empty(block), np.empty(block)
-    rr, cc, acc = np.empty(block), np.empty(block), np.empty(block)
-    ld, pr, trb = np.zeros(block), np.empty(block), np.empty(block)
-    amk = np.empty(d)
-    zero = np.zeros(d)  # welford's offset where the product is -g_k itself
+    dt = x.dtype  # float64, or float32 (then every array below and every input is float32)
+    XT = np.empty((d, block), dt)   # the block, transposed
+    P = np.empty((d, block), dt)    # U_k^T X, then U_k (z / lambda)
+    Z = np.empty((d, block), dt)    # z / lambda
+    MEAN = np.empty((d, block), dt)  # running sum_k pi_k g_k (Welford mean)
+    ab, ab2, s2b = np.empty(block, dt), np.empty(block, dt), np.empty(block, dt)
+    m, sw, M2, T = np.empty(block, dt), np.empty(block, dt), np.empty(block, dt), np.empty(block, dt)
+    q, dlt, ex = np.empty(block, dt), np.empty(block, dt), np.empty(block, dt)
+    rr, cc, acc = np.empty(block, dt), np.empty(block, dt), np.empty(block, dt)
+    ld, pr, trb = np.zeros(block, dt), np.empty(block, dt), np.empty(block, dt)
+    amk = np.empty(d, dt)
+    zero = np.zeros(d, dt)  # welford's offset where the product is -g_k itself
     # bare aliases (._bare_arrays_numba): the stage calls below would otherwise incref and
     # decref every array argument atomically (6 % of the d = 16 kernel's time, measured)
     keep = (XT, P, Z, MEAN, ab, ab2, s2b, m, sw, M2, T, q, dlt, ex, rr, cc, acc, ld, pr, trb, amk,
@@ -316,9 +318,10 @@ def mixture_terms_numba(x, means, U, lam, logw, a, s2, want=("logp", "score")):
     r"""numba version of :func:`._mixture_numpy.mixture_terms` for ``want`` in logp/score/laplacian.
 
     Parameters and returns as in the reference (``a``, ``s2`` a float or shape (N,) arrays),
-    except that float32 points give float32 results: computed in float32 by the generated
-    kernel (common time, d <= 4: twice the lanes per vector and a shorter exponential,
-    relative error ~1e-6 near the data), in float64 and rounded otherwise.
+    except that float32 points give float32 results: at a common time computed in float32
+    (the generated kernel for d <= 4, the passes below otherwise: twice the lanes per vector,
+    a 7-term exponential, ``sgemm``; constants computed in float64 and rounded once; error
+    ~1e-6 of the terms' scale near the data), with per-point times in float64 and rounded.
     float64 agreement with it, relative to the size of the summed terms (see the tests): ~1e-14 for
     points near the data, ~3e-11 for points 1e3 standard deviations out, where the
     responsibilities themselves are only defined to ~eps |log N_k| ~ 1e-10. The Laplacian is
@@ -352,7 +355,7 @@ def mixture_terms_numba(x, means, U, lam, logw, a, s2, want=("logp", "score")):
     means, U, lam, logw = st["means"], st["U"], st["lam"], st["logw"]
     if a_arr.size == 1 and _generated.applies(d, logw.shape[0]):
         return _generated_terms(x, st, a_arr[0], s2_arr[0], want)
-    if f32:  # no float32 generic kernel: float64, rounded once
+    if f32 and a_arr.size != 1:  # per-point times: float64, rounded once
         out = mixture_terms_numba(x.astype(np.float64), means, U, lam, logw, a, s2, want)
         return {name: v.astype(np.float32) for name, v in out.items()}
     diag, lamk, mt, U, UT = _generic_layout(st)
@@ -377,13 +380,16 @@ def mixture_terms_numba(x, means, U, lam, logw, a, s2, want=("logp", "score")):
         lo = (a_arr * a_arr).min() * lamk.min() + s2_arr.min()
         hi = (a_arr * a_arr).max() * lamk.max() + s2_arr.max()
         lgroup = _LOGDET_GROUP if (lo >= 1e-38 and hi <= 1e38) else 1
-    out_logp = np.empty(N if "logp" in want else 0)
-    out_score = np.empty((N, d) if "score" in want else (0, d))
-    out_lap = np.empty(N if "laplacian" in want else 0)
+    dt = x.dtype
+    out_logp = np.empty(N if "logp" in want else 0, dt)
+    out_score = np.empty((N, d) if "score" in want else (0, d), dt)
+    out_lap = np.empty(N if "laplacian" in want else 0, dt)
     block = _block_size(d)
-    args = (x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a_arr, s2_arr, diag,
-            (not diag) and d >= _BLAS_MIN_D, use_inv, lgroup, "logp" in want, "score" in want,
-            "laplacian" in want, block)
+    consts = (U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a_arr, s2_arr)
+    if f32:  # computed in float64 above, rounded once: the kernel runs in float32 throughout
+        consts = tuple(np.ascontiguousarray(c, dtype=np.float32) for c in consts)
+    args = (x, *consts, diag, (not diag) and d >= _BLAS_MIN_D, use_inv, lgroup, "logp" in want,
+            "score" in want, "laplacian" in want, block)
     _launch(N * K, _serial_kernel, _fused_kernel, args, N, block, (out_logp, out_score, out_lap))
     out = {"logp": out_logp, "score": out_score, "laplacian": out_lap}
     return {name: out[name] for name in want}

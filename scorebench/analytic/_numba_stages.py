@@ -6,7 +6,9 @@ function reads from one array and writes to another; in-place updates use a sing
 variable, because two distinct arguments that alias make LLVM fall back to scalar code.
 
 Operation counts per (point, component) pair are in each docstring (additions and
-multiplications counted separately: no FMA contraction without fastmath).
+multiplications counted separately: no FMA contraction without fastmath). The stages serve
+float64 and float32 blocks alike (numba compiles each for both): their constants are
+``like(value, array)`` (:mod:`._numba_dtype`), so float32 lanes are never promoted.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import math
 from numba import njit
 
 from scorebench._vector_width import align_numba_arrays
+
+from ._numba_dtype import like
 
 align_numba_arrays()  # 64-byte scratch arrays with 512-bit vectors (before any kernel compiles)
 
@@ -120,7 +124,7 @@ def quad_rows_per_point(src, Z, mk, lk, ab, ab2, s2b, q, ld, pr, trb, lgroup):
         for i in range(B):
             z = src[c, i] - ab[i] * m
             lv = ab2[i] * l + s2b[i]
-            iv = 1.0 / lv
+            iv = like(1.0, lv) / lv
             zi = z * iv
             Z[c, i] = zi
             q[i] = z * zi if first else q[i] + z * zi
@@ -140,11 +144,12 @@ def log_weight(q, m, dlt, const, ld):
     6 flops per point. ``ld`` is the per-point log-determinant (zeros for a common time,
     where it is folded into ``const``).
     """
+    half, zero = like(0.5, q), like(0.0, q)  # float32 arrays stay in float32
     for i in range(q.shape[0]):
-        lr = const - 0.5 * ld[i] - 0.5 * q[i]
+        lr = const - half * ld[i] - half * q[i]
         q[i] = lr
         dl = lr - m[i]
-        dlt[i] = -dl if dl > 0.0 else dl
+        dlt[i] = -dl if dl > zero else dl
 
 
 @njit(fastmath=False, error_model="numpy", cache=True)
@@ -158,23 +163,24 @@ def lse_step(lr, ex, m, sw, rr, cc, M2, T, trb, need_grad):
     ``rr = w / sw_new`` and ``cc = sw_old / sw_new`` (both in [0, 1], summing to 1 up to
     rounding). 4 flops per point (logp only), else 11 flops and 1 division.
     """
+    one = like(1.0, sw)  # float32 arrays stay in float32
     if not need_grad:
         for i in range(lr.shape[0]):
             up = lr[i] > m[i]
-            w = 1.0 if up else ex[i]
-            sc = ex[i] if up else 1.0
+            w = one if up else ex[i]
+            sc = ex[i] if up else one
             m[i] = lr[i] if up else m[i]
             sw[i] = sw[i] * sc + w
         return
     for i in range(lr.shape[0]):  # a branch-free body, so that it vectorises
         up = lr[i] > m[i]
-        w = 1.0 if up else ex[i]
-        sc = ex[i] if up else 1.0
+        w = one if up else ex[i]
+        sc = ex[i] if up else one
         m[i] = lr[i] if up else m[i]
         swo = sw[i] * sc
         swn = swo + w
         sw[i] = swn
-        isw = 1.0 / swn
+        isw = one / swn
         rr[i] = w * isw
         cc[i] = swo * isw
         M2[i] = M2[i] * sc

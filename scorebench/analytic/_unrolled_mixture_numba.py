@@ -53,7 +53,7 @@ d = 4: 13.9 -> 10.7; 12.3 -> 7.8 (1.3-1.9x). Beyond d = 4 the chunk's registers 
 ran at half the generic kernel's speed), hence :data:`MAX_D`.
 
 **float32.** Each d also has a float32 kernel (float32 points; every constant, lane and sum in
-float32, the exponential :func:`._numba_exp_f32.fast_exp_f32`, constants computed in float64
+float32, the exponential :func:`._numba_exp.fast_exp_f32`, constants computed in float64
 and rounded once): twice the lanes per vector and a 7-term exponential instead of 14. One
 Sapphire-Rapids-class core, 512-bit vectors, ns per pair, float64 -> float32: d = 2, K = 8:
 2.5 -> 1.5; K = 64: 2.1 -> 1.0; d = 4, K = 8: 4.0 -> 2.4. Error against the float64 reference,
@@ -224,7 +224,7 @@ def _fill_constants(U, lam, mt, logw, a, s2, P):
 def _helpers_hash() -> str:
     here = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for f in (here / "_numba_exp.py", here / "_numba_exp_f32.py", Path(__file__).resolve()):
+    for f in (here / "_numba_exp.py", Path(__file__).resolve()):
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
@@ -277,7 +277,7 @@ def block_source(d: int, dtype=np.float64) -> str:
         raise ValueError(f"d: expected an int >= 1, got {d!r}")
     f32 = _is_f32(dtype)
     npt = "np.float32" if f32 else "np.float64"
-    exp_import = ("from scorebench.analytic._numba_exp_f32 import fast_exp_f32 as exp_le0"
+    exp_import = ("from scorebench.analytic._numba_exp import fast_exp_f32 as exp_le0"
                   if f32 else "from scorebench.analytic._numba_exp import exp_le0")
     I2, I3, I4, I5 = (" " * n for n in (4, 8, 12, 16))
     B, NP, CHUNK = BLOCK, n_params(d), chunk_size(d)

@@ -19,6 +19,11 @@ Three rates, each the best of numpy and numba on all cores:
 A workload's bound is the time its operation count implies at these rates
 (:func:`bound_seconds`; counts in :mod:`.workloads`), and its *fraction of the bound* is
 ``bound / wall`` (1 = at the limit).
+
+The float32 kernels' own limit is measured too, by the same methods in float32:
+:func:`scorebench.analytic._numba_exp.fast_exp_f32` in cache (twice the lanes per vector, a
+7-term polynomial) and ``sgemm`` on the same blocks. Every row's fraction is against the float64
+bound (so that rows compare); float32 rows also give their fraction of the float32 bound.
 """
 
 from __future__ import annotations
@@ -32,10 +37,12 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from scorebench.analytic._numba_exp import fast_exp_f32
 from scorebench.solvers._lane_normals_numba import lanes_normal_pairs
 from scorebench.solvers._numba_math import fast_exp, seed_stream, standard_normal
 
-__all__ = ["MachineBounds", "measure_bounds", "bound_seconds", "exp_in_cache", "normals_in_lanes"]
+__all__ = ["MachineBounds", "measure_bounds", "bound_seconds", "exp_in_cache", "exp_in_cache_f32",
+           "normals_in_lanes"]
 
 _BLOCK = 8192
 
@@ -61,6 +68,15 @@ def exp_in_cache(x, out, sweeps):
         for _ in range(sweeps):
             for j in range(x.shape[1]):
                 out[r, j] = fast_exp(x[r, j])
+
+
+@njit(cache=True, parallel=True, fastmath={"contract"})
+def exp_in_cache_f32(x, out, sweeps):
+    """:func:`exp_in_cache` for float32 ``x`` and ``out`` with ``fast_exp_f32``."""
+    for r in prange(x.shape[0]):
+        for _ in range(sweeps):
+            for j in range(x.shape[1]):
+                out[r, j] = fast_exp_f32(x[r, j])
 
 
 @njit(cache=True, parallel=True)
@@ -113,6 +129,8 @@ class MachineBounds:
         Seconds per standard normal draw.
     r_mm : float
         Matrix-multiply flops per second.
+    t_exp32, r_mm32 : float
+        The same two rates in float32 (``fast_exp_f32`` in cache; batched ``sgemm``).
     threads : int
         numba threads used.
     detail : dict
@@ -124,6 +142,8 @@ class MachineBounds:
     r_mm: float
     threads: int
     detail: dict
+    t_exp32: float = math.nan
+    r_mm32: float = math.nan
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -207,10 +227,27 @@ def measure_bounds(n: int = 1 << 23, repeats: int = 5, matmul_n: int = 1024) -> 
     t_exp = min(v for k, v in detail.items() if k.startswith("exp"))
     t_normal = min(v for k, v in detail.items() if k.startswith("normal"))
     r_mm = max(v for k, v in detail.items() if k.startswith("matmul"))
-    return MachineBounds(t_exp=t_exp, t_normal=t_normal, r_mm=r_mm, threads=threads, detail=detail)
+    # float32: the same cache-resident exponential sweep and batched products
+    xc32, outc32 = xc.astype(np.float32), np.empty(xc.shape, np.float32)
+    M32, X32, Y32 = M.astype(np.float32), X.astype(np.float32), np.empty(X.shape, np.float32)
+    exp_in_cache_f32(xc32, outc32, sweeps)
+    _batched_dot(M32, X32, Y32)
+    detail["float32 exp numba fast_exp_f32 (in cache)"] = (
+        _best(lambda: exp_in_cache_f32(xc32, outc32, sweeps), repeats) / (xc.size * sweeps))
+    detail["float32 matmul numba + BLAS sgemm, 64x64x64 blocks (flop/s)"] = (
+        flops / _best(lambda: _batched_dot(M32, X32, Y32), repeats))
+    return MachineBounds(t_exp=t_exp, t_normal=t_normal, r_mm=r_mm, threads=threads, detail=detail,
+                         t_exp32=detail["float32 exp numba fast_exp_f32 (in cache)"],
+                         r_mm32=detail["float32 matmul numba + BLAS sgemm, 64x64x64 blocks (flop/s)"])
 
 
 def bound_seconds(bounds: MachineBounds, exps: float = 0.0, normals: float = 0.0,
-                  flops: float = 0.0) -> float:
-    """Time the operation count implies: ``exps t_exp + normals t_normal + flops / R_mm``."""
-    return exps * bounds.t_exp + normals * bounds.t_normal + flops / bounds.r_mm
+                  flops: float = 0.0, precision: str = "float64") -> float:
+    """Time the operation count implies: ``exps t_exp + normals t_normal + flops / R_mm``,
+    with the float32 rates ``t_exp32``, ``r_mm32`` for ``precision="float32"`` (the normal
+    draws' rate is float64's either way)."""
+    if precision not in ("float64", "float32"):
+        raise ValueError(f"precision: expected 'float64' or 'float32', got {precision!r}")
+    t_exp, r_mm = ((bounds.t_exp32, bounds.r_mm32) if precision == "float32"
+                   else (bounds.t_exp, bounds.r_mm))
+    return exps * t_exp + normals * bounds.t_normal + flops / r_mm

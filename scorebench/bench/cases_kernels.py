@@ -6,7 +6,7 @@ from the exact :math:`p_t`. The accuracy reference is the oracle's float64 numpy
 points; errors are the absolute errors of every score entry and of the Laplacian together.
 
 Implementations: scorebench's fused numba kernel (the oracle with ``backend="numba"``), its float32
-kernel where there is one (d <= 4: float32 points, float32 results), the numpy
+kernel (float32 points, float32 results), the numpy
 reference (not in the quick profile), torch float64 and float32 (the oracle on tensors: what a torch user would call), and
 the plain-numpy baseline of :func:`.peers.plain_numpy_score_laplacian`. Everything but the fused
 kernel materialises (n, K, d) arrays, so it runs in chunks of at most 2**22 (n, K, d) elements
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from scorebench.analytic._unrolled_mixture_numba import applies as has_float32_kernel
 from scorebench.analytic.oracle import MixtureOracle
 from scorebench.analytic.sde import VPSDE
 
@@ -70,23 +69,20 @@ def _impls(mix, sde, ref, x, numpy_row=True):
     x32 = x64.to(torch.float32)
     xn32 = x.astype(np.float32)
 
-    def wrap(fn):
-        return lambda: Outcome(fn(), 1, work)
+    def wrap(fn, precision="float64"):
+        w = work if precision == "float64" else {**work, "precision": precision}
+        return lambda: Outcome(fn(), 1, w)
 
     def sl(oracle):
         return lambda xs: oracle.score_and_laplacian(xs, T_KERNEL)
 
     numpy_ref = [Impl("scorebench numpy reference", "scorebench",
                       wrap(lambda: chunked(sl(ref), x, chunk)))] if numpy_row else []
-    # the generated kernels (d <= 4, common time) have a float32 variant; elsewhere a float32
-    # call computes in float64 and rounds, which is no separate implementation
-    f32 = [Impl("scorebench fused numba kernel float32", "scorebench",
-                wrap(lambda: sl(nb)(xn32)), warmup=lambda: sl(nb)(xn32[:4096]))
-           ] if has_float32_kernel(mix.d, mix.K) else []
     return [
         Impl("scorebench fused numba kernel", "scorebench", wrap(lambda: sl(nb)(x)),
              warmup=lambda: sl(nb)(x[:4096])),
-        *f32,
+        Impl("scorebench fused numba kernel float32", "scorebench", wrap(lambda: sl(nb)(xn32), "float32"),
+             warmup=lambda: sl(nb)(xn32[:4096])),
         *numpy_ref,
         Impl("torch float64 (oracle on tensors)", "peer",
              wrap(lambda: chunked(sl(ref), x64, chunk)), warmup=lambda: sl(ref)(x64[:64])),

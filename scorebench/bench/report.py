@@ -64,7 +64,16 @@ def table_cells(r) -> list:
                    "-" if r["peak_mb"] is None else f"{r['peak_mb']:.1f}",
                    _e(r["max_err"]), _e(r["mean_err"]), _x(r["speedup_vs_best_peer"]),
                    _x(r["speedup_vs_baseline"]),
-                   "-" if r["fraction_of_bound"] is None else f"{r['fraction_of_bound']:.2g}"]
+                   _fraction(r)]
+
+
+def _fraction(r) -> str:
+    """The fraction of the (float64) bound; float32 rows add their fraction of the float32
+    bound."""
+    if r["fraction_of_bound"] is None:
+        return "-"
+    f32 = r.get("fraction_of_float32_bound")
+    return f"{r['fraction_of_bound']:.2g}" + ("" if f32 is None else f" (f32 {f32:.2g})")
 
 
 def _plain(header, rows) -> str:
@@ -212,7 +221,8 @@ def _markdown(report, figures) -> str:
                    "-" if t["how_far"] is None else f"{t['how_far']:.2g}x", t["detail"]]
                   for t in report["targets"]]), "",
              "## Results", "", "Ratios are speed-ups (> 1: faster than the best peer / the "
-             "seed-style baseline); `frac bound` is the bound over the wall time (1 = at the limit). "
+             "seed-style baseline); `frac bound` is the bound over the wall time (1 = at the limit; "
+             "float32 rows add, as `f32`, their fraction of the float32 bound). "
              "Wall times are per call; a call under 10 ms is timed in bursts of back-to-back calls "
              "lasting ~10 ms (timeit's way), so that thread wake-up and cold caches are averaged "
              "over the burst instead of dominating a single sub-millisecond call.",

@@ -119,10 +119,15 @@ def run_case(case: Case, sizes, bounds, memory, progress=None) -> list:
                 max_err, mean_err = case.errors(out.values)
                 extra = out.extra if case.details is None else {**out.extra,
                                                                 **case.details(out.values)}
-                bound = bound_seconds(bounds, **out.work) if out.work else None
+                # every row against the float64 bound; float32 rows (work["precision"]) also
+                # against the float32 one
+                work64 = {k: v for k, v in out.work.items() if k != "precision"}
+                bound = bound_seconds(bounds, **work64) if out.work else None
+                bound32 = (bound_seconds(bounds, **out.work)
+                           if out.work.get("precision") == "float32" else None)
                 row.update(nfe=out.nfe, peak_mb=None if peak is None else peak / 2**20,
                            memory_method=memory.method, max_err=max_err, mean_err=mean_err,
-                           bound_s=bound, work=out.work, extra=extra)
+                           bound_s=bound, bound_float32_s=bound32, work=out.work, extra=extra)
                 calls = _calls_per_timing(first.times[0])
                 if calls > 1:
                     # a short call: its timings are bursts of calls (timeit's way), per call,
@@ -145,7 +150,9 @@ def run_case(case: Case, sizes, bounds, memory, progress=None) -> list:
         median = float(np.median(times))
         row.update(repeats=len(times), wall_median_s=median, wall_min_s=min(times),
                    wall_max_s=max(times), throughput=case.items / median,
-                   fraction_of_bound=None if row["bound_s"] is None else row["bound_s"] / median)
+                   fraction_of_bound=None if row["bound_s"] is None else row["bound_s"] / median,
+                   fraction_of_float32_bound=(None if row.get("bound_float32_s") is None
+                                              else row["bound_float32_s"] / median))
     _ratios(rows)
     if progress is not None:
         for row in rows:

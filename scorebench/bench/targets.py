@@ -12,9 +12,8 @@ target                                                                 measured 
 (c) >= 10x faster than the plain torch loop                              speedup vs baseline >= 10
 (d) PC >= 10x faster than the plain torch loop (issue 3)                 speedup vs baseline >= 10
 (e) within 2x of the bound for d <= 16                                   fraction of bound >= 1/2
-    (float64 kernel, and the float32 kernel where there is one, d <= 4,
-    against the same float64 bound)
 (e) within 2x of the measured matrix-multiply rate for d = 64            fraction of bound >= 1/2
+    (both: the float64 kernel, and the float32 kernel against the same float64 bound)
 =====================================================================  ==========================
 
 ``how_far`` is the factor by which the measurement misses the goal (1 or less: met).
@@ -79,6 +78,14 @@ def _row(rows, workload, impl, case_prefix=None):
     return None
 
 
+def _float32_detail(r) -> str:
+    """What a float32 kernel's target line is measured against, and its fraction of its own
+    (float32) bound."""
+    text = "the bound is float64's (exp and dgemm rates); max error in the row"
+    f32 = r and r.get("fraction_of_float32_bound")
+    return text + (f"; {f32:.2g} of the float32 bound" if f32 else "")
+
+
 def evaluate_targets(rows, wp) -> list:
     """The issue's targets (module docstring) evaluated on this run's rows."""
     out = []
@@ -93,8 +100,7 @@ def evaluate_targets(rows, wp) -> list:
                       r and r["fraction_of_bound"], 1.0 / 3.0))
     r = _row(rows, "a", OURS_LIKELIHOOD_F32, "log-likelihood")
     out.append(_check("(a) rtol=1e-5, float32 kernel: within 3x of the bound (fraction >= 1/3)",
-                      r and r["fraction_of_bound"], 1.0 / 3.0,
-                      "the bound is float64's exp rate; max error in the row"))
+                      r and r["fraction_of_bound"], 1.0 / 3.0, _float32_detail(r)))
     r = _row(rows, "c", OURS_EM)
     out.append(_check("(c) EM: within 2x of the bound (fraction >= 1/2)",
                       r and r["fraction_of_bound"], 0.5))
@@ -112,5 +118,5 @@ def evaluate_targets(rows, wp) -> list:
         f32 = r["implementation"] == OURS_KERNEL_F32
         out.append(_check(f"(e) d={d} K={r['params']['K']}{', float32 kernel' if f32 else ''}: "
                           f"within 2x of {what} (fraction >= 1/2)", r["fraction_of_bound"], 0.5,
-                          "the bound is float64's exp rate; max error in the row" if f32 else ""))
+                          _float32_detail(r) if f32 else ""))
     return out

@@ -6,13 +6,14 @@ arrays. Two helpers keep a float32 specialisation in float32 (a float literal is
 numba, and ``0.5 * z`` would promote every lane operation to float64):
 
 ``like(value, ref)``
-    ``value`` as the floating type of ``ref`` (an array or a scalar).
+    ``value`` as the floating type of ``ref`` (an array or a scalar;
+    :mod:`scorebench.analytic._numba_dtype`, re-exported here).
 ``lane_exp(x)``
     :func:`~._numba_math.fast_exp` for float64, :func:`fast_exp_f32` for float32.
 
 ``fast_exp_f32``
     The float32 exponential, branch-free and vectorisable like ``fast_exp``
-    (:mod:`scorebench.analytic._numba_exp_f32`, where the float32 mixture kernels use it too;
+    (:mod:`scorebench.analytic._numba_exp`, where the float32 mixture kernels use it too;
     re-exported here).
 """
 
@@ -22,7 +23,8 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from scorebench.analytic._numba_exp_f32 import fast_exp_f32
+from scorebench.analytic._numba_dtype import like
+from scorebench.analytic._numba_exp import fast_exp_f32
 
 from ._numba_math import fast_exp
 
@@ -39,16 +41,3 @@ def _lane_exp(x):
     if x == types.float32:
         return lambda x: fast_exp_f32(x)
     return lambda x: fast_exp(x)
-
-
-def like(value, ref):
-    """``value`` as the floating type of ``ref`` (pure-Python fallback; see :func:`_like`)."""
-    return np.asarray(ref).dtype.type(value)
-
-
-@overload(like, inline="always")
-def _like(value, ref):
-    dt = ref.dtype if isinstance(ref, types.Array) else ref
-    if dt == types.float32:
-        return lambda value, ref: np.float32(value)
-    return lambda value, ref: np.float64(value)

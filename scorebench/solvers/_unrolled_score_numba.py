@@ -107,8 +107,7 @@ def applies(lay) -> bool:
 def _helpers_hash() -> str:
     here = Path(__file__).resolve().parent
     files = [here / "_numba_math.py", here / "_numba_precision.py",
-             here.parent / "analytic" / "_numba_exp.py",
-             here.parent / "analytic" / "_numba_exp_f32.py", Path(__file__).resolve()]
+             here.parent / "analytic" / "_numba_exp.py", Path(__file__).resolve()]
     h = hashlib.sha256()
     for f in files:
         h.update(f.read_bytes())

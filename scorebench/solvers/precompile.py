@@ -86,7 +86,7 @@ def compile_group(name: str) -> None:
             big = np.random.default_rng(3).standard_normal(((1 << 15) // mix.K + 1, mix.d))
             oracle.score_and_laplacian(big, 0.5)
             oracle.score_and_laplacian(big, np.full(big.shape[0], 0.5))
-            # float32 points: the float32 generated kernel and its drivers (d <= 4)
+            # float32 points: the float32 kernels (generated for d <= 4, generic above)
             oracle.score_and_laplacian(x.astype(np.float32), 0.5)
             oracle.score_and_laplacian(big.astype(np.float32), 0.5)
     if name == "oracle":  # the generated kernels of the other small dimensions (1-5 s each)
