@@ -301,7 +301,13 @@ def _generated_terms(x, st, a, s2, want):
     if mt is None:
         mt = st["projected"] = projected_means(st["means"], U)
     dt = x.dtype  # float64, or float32 for the float32 kernel
-    P = _generated.constants(U, lam, mt, logw, a, s2, dt)
+    key = (float(a), float(s2), dt.char)  # the last call's constants are kept (~2 us a call)
+    hit = st.get("generated_constants")
+    if hit is not None and hit[0] == key:
+        P = hit[1]
+    else:
+        P = _generated.constants(U, lam, mt, logw, a, s2, dt)
+        st["generated_constants"] = (key, P)
     fn = _generated.block_function(d, dt).address
     out_logp = np.empty(N if "logp" in want else 0, dt)
     out_score = np.empty((N, d) if "score" in want else (0, d), dt)

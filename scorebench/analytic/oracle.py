@@ -70,6 +70,7 @@ class MixtureOracle:
         # a(t) and s(t)^2 come from _a and _s2 unless a subclass overrides the public methods
         self._plain_coeffs = (type(sde).mean_coeff is SDE.mean_coeff
                               and type(sde).marginal_var is SDE.marginal_var)
+        self._singular = mix.is_singular  # a GaussianMixture's arrays are treated as immutable
 
     # ------------------------------------------------------------------ core
     def _coeffs(self, t, n):
@@ -86,15 +87,15 @@ class MixtureOracle:
         m = self.mix
         if is_torch(x):
             return _backends.torch_terms(self, x, a, s2, want)
-        name = _backends.choose(self.backend, x.shape[0], self.K, self.d, want, np.ndim(a) > 0,
-                                x.dtype)
+        per_point = not isinstance(a, float) and np.ndim(a) > 0
+        name = _backends.choose(self.backend, x.shape[0], self.K, self.d, want, per_point, x.dtype)
         out = _backends.KERNELS[name](x, m.means, m.eigvecs, m.eigvals, m.log_weights, a, s2, want)
         if x.dtype == np.float32:  # float32 points, float32 results, whichever kernel ran
             out = {k: v.astype(np.float32, copy=False) for k, v in out.items()}
         return out
 
     def _check_density(self, t, s2):
-        if self.mix.is_singular and np.any(np.asarray(s2) <= 0.0):
+        if self._singular and np.any(np.asarray(s2) <= 0.0):
             raise ValueError(
                 "t: the density at t = 0 does not exist for point-mass (singular) data; use t > 0"
             )

@@ -299,3 +299,22 @@ def test_small_calls_take_the_compiled_variant():
     _mixture_numba._launch(large, ser, par, ("x",), 1000, 100, ("out",))
     assert ser.calls == [] and par.calls == [(("x", min(10, 4 * threads), "out"), threads)]
     assert numba.get_num_threads() == threads
+
+
+def test_cached_constants_follow_the_time_and_the_dtype():
+    """The last call's constants are kept per mixture, keyed on (a, s2, dtype): calls
+    alternating between two times and two dtypes must each get their own (a stale cache would
+    give the other time's numbers, off by far more than 1e-4)."""
+    mix = _mixture(2, 6, 31)
+    x = _points(mix, 0.8, 0.3, 200, 5)
+    results = {}
+    for a, s2 in ((0.8, 0.3), (0.5, 0.7), (0.8, 0.3)):
+        for dt in (np.float64, np.float32, np.float64):
+            got = mixture_terms_numba(*_args(mix, x.astype(dt), a, s2), WANT)
+            ref = mixture_terms(*_args(mix, x.astype(dt).astype(np.float64), a, s2), WANT)
+            got64 = {k: v.astype(np.float64) for k, v in got.items()}
+            _assert_matches(got64, ref, *_scales(mix, a, s2, x.astype(dt).astype(np.float64)),
+                            1e-12 if dt == np.float64 else 1e-3)
+            results.setdefault((a, s2, dt), []).append(got["score"])
+    for runs in results.values():  # the same call gives the same numbers, cached or not
+        assert all(np.array_equal(r, runs[0]) for r in runs)
