@@ -30,9 +30,11 @@ import numpy as np
 
 __all__ = ["GROUPS", "compile_group", "is_precompiled", "precompile"]
 
-# longest first (seconds, cold, two at a time on the 2-vCPU Sapphire-Rapids-class machine):
-# likelihood ~75, pc ~44, em ~42, oracle ~31
-GROUPS = ("likelihood", "pc", "em", "oracle")
+# longest first, so that two processes finish together (seconds, cold, two at a time on the
+# 2-vCPU Sapphire-Rapids-class machine): likelihood ~73, oracle ~56 (float64 and float32
+# kernels), pc ~40, em ~23; in this order two workers take ~96 s, in the order before the
+# float32 oracle kernels (likelihood, pc, em, oracle) ~119 s
+GROUPS = ("likelihood", "oracle", "pc", "em")
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent  # the directory holding scorebench/
 
 
