@@ -11,6 +11,7 @@ rotations), through ``score`` and ``score_and_laplacian``. Implementations:
               arrays, logsumexp;
 ``numpy``     the float64 reference kernel (eigendecomposition trick, chunked);
 ``numba``     the fused numba kernel;
+``numba32``   the same on float32 points (float32 kernels, float32 results);
 ``torch64``, ``torch32``  the torch backend on CPU tensors (chunked here to 2**22 elements per
               (n, K, d) temporary: the torch kernel itself does not chunk).
 
@@ -42,7 +43,7 @@ N = 100_000
 T = 0.5
 GROUPS = [(2, 8), (2, 64), (16, 8), (16, 64), (64, 8), (64, 64)]
 QUICK = {(2, 8), (16, 8)}
-IMPLS = ["baseline", "numpy", "numba", "torch64", "torch32"]
+IMPLS = ["baseline", "numpy", "numba", "numba32", "torch64", "torch32"]
 OPS = ["score", "score_and_laplacian"]
 _TORCH_CHUNK_ELEMS = 1 << 22
 _ACCURACY_POINTS = 2000
@@ -51,7 +52,7 @@ _ACCURACY_POINTS = 2000
 def points_for(impl, d, K, full):
     """Points for one implementation: N for numba (and with --oracle-full-n), else capped so a
     call of the slower kernels stays near a second (work ~ n K d^2)."""
-    if impl == "numba" or full:
+    if impl in ("numba", "numba32") or full:
         return N
     return min(N, max(2000, int(4e8 // (K * (d * d + 16)))))
 
@@ -91,6 +92,8 @@ def runner(impl, op, d, K, n):
                                                op == "score_and_laplacian")
     if impl in ("numpy", "numba"):
         return functools.partial(getattr(oracles[impl], op), xs, T)
+    if impl == "numba32":
+        return functools.partial(getattr(oracles["numba"], op), xs.astype(np.float32), T)
     dtype = torch.float64 if impl == "torch64" else torch.float32
     return functools.partial(_torch_call, oracles["numpy"], xs, op, dtype)
 

@@ -6,7 +6,7 @@
 (op, d, K) group: the time per 1e5 points of every implementation (rows record their
 ``n_points``; times are scaled per point), the speed-ups of numba and torch over the plain-numpy
 baseline and over the numpy reference, and, when the run includes the machine-limit rows, the
-numba time as a multiple of the bound :math:`N K t_{exp} + \\mathrm{flops}/R_{mm}` (best measured
+numba times (float64 and float32 points) as multiples of the float64 bound :math:`N K t_{exp} + \\mathrm{flops}/R_{mm}` (best measured
 time per exponential on all threads, measured matrix-multiply rate).
 """
 
@@ -17,7 +17,7 @@ import json
 import sys
 from collections import defaultdict
 
-IMPLS = ["baseline", "numpy", "numba", "torch64", "torch32"]
+IMPLS = ["baseline", "numpy", "numba", "numba32", "torch64", "torch32"]
 PER = 1e5  # report times per this many points
 
 
@@ -54,8 +54,8 @@ def table(data, stat="min"):
         out.append(f"Machine limits ({stat}): {t_exp * 1e9:.3f} ns per exponential on all threads, "
                    f"matrix multiply {r_mm / 1e9:.1f} GFlop/s.\n")
     head = ["op", "d", "K"] + [f"{i} ms" for i in IMPLS] + [
-        "numba vs baseline", "torch64 vs baseline", "torch32 vs baseline",
-        "numba vs numpy", "torch64 vs numpy", "bound ms", "numba / bound"]
+        "numba vs baseline", "numba32 vs baseline", "torch64 vs baseline", "torch32 vs baseline",
+        "numba vs numpy", "torch64 vs numpy", "bound ms", "numba / bound", "numba32 / bound"]
     out.append("| " + " | ".join(head) + " |")
     out.append("|" + "---|" * len(head))
     for (op, d, K), impls in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
@@ -63,7 +63,7 @@ def table(data, stat="min"):
         cell = lambda i: f"{per[i] * 1e3:.1f}" if i in per else "-"
         speed = lambda i, ref: f"{per[ref] / per[i]:.1f}x" if i in per and ref in per else "-"
         bound = "-"
-        ratio = "-"
+        ratio = ratio32 = "-"
         if t_exp is not None and r_mm is not None:
             # the flops the rows record per point (bench_oracle._kernel_flops: 2 d^2 per pair,
             # one product with C_k^-1, as scorebench.bench.workloads.pair_flops)
@@ -72,9 +72,11 @@ def table(data, stat="min"):
             b = PER * K * t_exp + flops / r_mm
             bound = f"{b * 1e3:.2f}"
             ratio = f"{per['numba'] / b:.1f}" if "numba" in per else "-"
+            ratio32 = f"{per['numba32'] / b:.1f}" if "numba32" in per else "-"
         out.append("| " + " | ".join([op, str(d), str(K)] + [cell(i) for i in IMPLS] + [
-            speed("numba", "baseline"), speed("torch64", "baseline"), speed("torch32", "baseline"),
-            speed("numba", "numpy"), speed("torch64", "numpy"), bound, ratio]) + " |")
+            speed("numba", "baseline"), speed("numba32", "baseline"), speed("torch64", "baseline"),
+            speed("torch32", "baseline"), speed("numba", "numpy"), speed("torch64", "numpy"), bound,
+            ratio, ratio32]) + " |")
     return "\n".join(out)
 
 
