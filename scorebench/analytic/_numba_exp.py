@@ -54,9 +54,11 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, types
-from numba.extending import intrinsic, overload
+from numba.extending import intrinsic
 
 from scorebench._vector_width import align_numba_arrays
+
+from ._numba_dtype import by_precision
 
 align_numba_arrays()  # 64-byte scratch arrays with 512-bit vectors (before any kernel compiles)
 
@@ -152,17 +154,8 @@ def exp_le0(xv):
     return p * scale if xv >= _X_MIN else 0.0
 
 
-def lane_exp_le0(x):
-    """``exp(x)`` for ``x <= 0`` in the precision of ``x`` (pure-Python fallback; numba code
-    gets :func:`exp_le0` for float64 and :func:`fast_exp_f32` for float32)."""
-    return np.exp(x)
-
-
-@overload(lane_exp_le0, inline="always")
-def _lane_exp_le0(x):
-    if x == types.float32:
-        return lambda x: fast_exp_f32(x)
-    return lambda x: exp_le0(x)
+lane_exp_le0 = by_precision(exp_le0, fast_exp_f32, """``exp(x)`` for ``x <= 0`` in the
+precision of ``x``: :func:`exp_le0` for float64, :func:`fast_exp_f32` for float32.""")
 
 
 @njit(fastmath={"contract"}, error_model="numpy", cache=True)

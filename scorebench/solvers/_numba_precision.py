@@ -19,11 +19,7 @@ numba, and ``0.5 * z`` would promote every lane operation to float64):
 
 from __future__ import annotations
 
-import numpy as np
-from numba import types
-from numba.extending import overload
-
-from scorebench.analytic._numba_dtype import like
+from scorebench.analytic._numba_dtype import by_precision, like
 from scorebench.analytic._numba_exp import fast_exp_f32
 
 from ._numba_math import fast_exp
@@ -31,13 +27,5 @@ from ._numba_math import fast_exp
 __all__ = ["fast_exp_f32", "lane_exp", "like"]
 
 
-def lane_exp(x):
-    """exp(x) in the precision of ``x`` (pure-Python fallback; see :func:`_lane_exp`)."""
-    return np.exp(x)
-
-
-@overload(lane_exp, inline="always")
-def _lane_exp(x):
-    if x == types.float32:
-        return lambda x: fast_exp_f32(x)
-    return lambda x: fast_exp(x)
+lane_exp = by_precision(fast_exp, fast_exp_f32, """exp(x) in the precision of ``x``:
+:func:`~._numba_math.fast_exp` for float64, :func:`fast_exp_f32` for float32.""")
