@@ -42,7 +42,11 @@ none; the exponential it calls keeps its own): where :math:`\lambda_k` is tiny (
 t = 1e-5) :math:`z_k` carries ~1e-9 relative rounding from cancellation in *any* evaluation, and
 only the same order of operations reproduces the reference's numbers to the 1e-10 that
 ``tests/analytic/test_backends.py`` asks for (contracted, or scaled before subtracting, it
-moved by up to 1e-9, measured).
+moved by up to 1e-9, measured). Everything after the projection -- the log-weights'
+:math:`\kappa_k - \sum_r y'^2_{kr}`, the gradients, the chunk's mean and deviations, the merge
+-- is written with explicit fused multiply-adds (:func:`fma`, LLVM's ``llvm.fma``), each
+rounding once where the unfused form rounds twice: 2-10 % faster for d = 1..4, both dtypes
+(one core, measured), and the same numbers to the tests' 1e-12.
 
 Operation count per pair: 2d^2 (projection) + 2d^2 (gradient) + ~4d + 4 flops, 1 exponential
 (~35 flops), 2d for the mean and 3d + 2 for the variance; per chunk and point 1 exponential,
@@ -89,7 +93,7 @@ from scorebench import _vector_width
 from ._generated_modules import import_generated
 from ._numba_stages import load_transposed, store_logp_score
 
-__all__ = ["applies", "array_ptr", "block_signature", "block_source", "block_function",
+__all__ = ["applies", "array_ptr", "fma", "block_signature", "block_source", "block_function",
            "block_driver", "block_driver_serial", "call_block", "constants", "is_loaded",
            "n_params", "chunk_size", "BLOCK", "MAX_D"]
 
@@ -132,6 +136,20 @@ def call_block(typingctx, addr, xp, pp, stp, mp, sp, scp, lapp, nk):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@intrinsic
+def fma(typingctx, a, b, c):
+    """``a * b + c`` rounded once (LLVM's ``llvm.fma``, which vectorises), for float64 or
+    float32 arguments of one type. The generated kernels use it where the module docstring
+    allows contraction (everything but the projection) and are compiled without fastmath."""
+    if not (isinstance(a, types.Float) and a == b and b == c):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return a(a, b, c), codegen
 
 
 def block_signature(dtype=np.float64):
@@ -238,7 +256,9 @@ def _chunk_lines(d, first, ind):
         for r in range(d):
             proj = " + ".join(f"a{k}_{r}_{c} * x{c}" for c in range(d))
             out.append(f"y{k}_{r} = (({proj}) + n{k}_{r}) * h{k}_{r}")
-        out.append(f"l{k} = kap{k} - " + " - ".join(f"y{k}_{r} * y{k}_{r}" for r in range(d)))
+        # l = kap - y_0^2 - ... in that order, each square exact inside an FMA
+        out.append(f"l{k} = kap{k}")
+        out += [f"l{k} = fma(-y{k}_{r}, y{k}_{r}, l{k})" for r in range(d)]
     mc, sc, mu, m2 = ("m", "sw", "mu", "M2") if first else ("mc", "swc", "nu", "M2c")
     out.append(f"{mc} = l0")
     out += [f"{mc} = l{k} if l{k} > {mc} else {mc}" for k in ks[1:]]
@@ -246,13 +266,18 @@ def _chunk_lines(d, first, ind):
     out.append(f"{sc} = " + " + ".join(f"e{k}" for k in ks))
     for k in ks:
         for c in range(d):
-            out.append(f"g{k}_{c} = " + " + ".join(f"v{k}_{r}_{c} * y{k}_{r}" for r in range(d)))
+            out.append(f"g{k}_{c} = v{k}_0_{c} * y{k}_0")
+            out += [f"g{k}_{c} = fma(v{k}_{r}_{c}, y{k}_{r}, g{k}_{c})" for r in range(1, d)]
     out.append(f"rc = ONE / {sc}")
     for c in range(d):
-        out.append(f"{mu}{c} = (" + " + ".join(f"e{k} * g{k}_{c}" for k in ks) + ") * rc")
-    dev = [f"e{k} * (" + " + ".join(f"(g{k}_{c} - {mu}{c}) * (g{k}_{c} - {mu}{c})"
-                                    for c in range(d)) + f" - tr{k})" for k in ks]
-    out.append(f"{m2} = " + " + ".join(dev))
+        out.append(f"{mu}{c} = e0 * g0_{c}")
+        out += [f"{mu}{c} = fma(e{k}, g{k}_{c}, {mu}{c})" for k in ks[1:]]
+        out.append(f"{mu}{c} = {mu}{c} * rc")
+    for k in ks:  # e_k (|g_k - mu|^2 - tr_k), summed over the chunk
+        out.append(f"q{k} = (g{k}_0 - {mu}0) * (g{k}_0 - {mu}0)")
+        out += [f"q{k} = fma(g{k}_{c} - {mu}{c}, g{k}_{c} - {mu}{c}, q{k})" for c in range(1, d)]
+    out.append(f"{m2} = e0 * (q0 - tr0)")
+    out += [f"{m2} = fma(e{k}, q{k} - tr{k}, {m2})" for k in ks[1:]]
     if not first:  # merge the chunk into the running sums (Chan, Golub and LeVeque)
         out += ["dm = mc - m",
                 "up = dm > ZERO",
@@ -264,9 +289,10 @@ def _chunk_lines(d, first, ind):
                 "sb = swc * be",
                 "sw = sa + sb",
                 "rt = ONE / sw",
-                "dd = " + " + ".join(f"(nu{c} - mu{c}) * (nu{c} - mu{c})" for c in range(d)),
-                "M2 = M2 * al + M2c * be + dd * (sa * sb * rt)"]
-        out += [f"mu{c} = (sa * mu{c} + sb * nu{c}) * rt" for c in range(d)]
+                "dd = (nu0 - mu0) * (nu0 - mu0)"]
+        out += [f"dd = fma(nu{c} - mu{c}, nu{c} - mu{c}, dd)" for c in range(1, d)]
+        out += ["M2 = fma(M2, al, fma(M2c, be, dd * (sa * sb * rt)))"]
+        out += [f"mu{c} = fma(sa, mu{c}, sb * nu{c}) * rt" for c in range(d)]
     return [ind + line for line in out]
 
 
@@ -287,7 +313,7 @@ def block_source(d: int, dtype=np.float64) -> str:
         "import numpy as np",
         "from numba import carray, cfunc, njit",
         exp_import,
-        "from scorebench.analytic._unrolled_mixture_numba import block_signature",
+        "from scorebench.analytic._unrolled_mixture_numba import block_signature, fma",
         "# literals of the kernel's dtype (a bare 1.0 is a float64 and would promote float32)",
         f"ONE, ZERO = {npt}(1.0), {npt}(0.0)",
         "",
