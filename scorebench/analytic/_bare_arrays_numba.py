@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from numba import carray, njit
 
-from ._unrolled_mixture_numba import array_ptr
+from ._numba_intrinsics import array_ptr
 
 __all__ = ["bare", "touch"]
 

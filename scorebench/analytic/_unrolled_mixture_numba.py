@@ -44,7 +44,7 @@ only the same order of operations reproduces the reference's numbers to the 1e-1
 ``tests/analytic/test_backends.py`` asks for (contracted, or scaled before subtracting, it
 moved by up to 1e-9, measured). Everything after the projection -- the log-weights'
 :math:`\kappa_k - \sum_r y'^2_{kr}`, the gradients, the chunk's mean and deviations, the merge
--- is written with explicit fused multiply-adds (:func:`fma`, LLVM's ``llvm.fma``), each
+-- is written with explicit fused multiply-adds (:func:`._numba_intrinsics.fma`, LLVM's ``llvm.fma``), each
 rounding once where the unfused form rounds twice: 2-10 % faster for d = 1..4, both dtypes
 (one core, measured), and the same numbers to the tests' 1e-12.
 
@@ -91,28 +91,16 @@ from numba.extending import intrinsic
 from scorebench import _vector_width
 
 from ._generated_modules import import_generated
+from ._numba_intrinsics import array_ptr, fma  # noqa: F401 (fma: for the generated source)
 from ._numba_stages import load_transposed, store_logp_score
 
-__all__ = ["applies", "array_ptr", "fma", "block_signature", "block_source", "block_function",
+__all__ = ["applies", "block_signature", "block_source", "block_function",
            "block_driver", "block_driver_serial", "call_block", "constants", "is_loaded",
            "n_params", "chunk_size", "BLOCK", "MAX_D"]
 
 MAX_D = 4  # the chunk's code grows as d^2; beyond this its registers spill (measured)
 BLOCK = 128  # points per call of a generated kernel (a compile-time constant in its loops)
 _LOG_2PI = float(np.log(2.0 * np.pi))
-
-
-@intrinsic
-def array_ptr(typingctx, arr):
-    """Pointer to the first element of a contiguous array (for calling a ``cfunc``)."""
-    if not isinstance(arr, types.Array):
-        return None
-    sig = types.CPointer(arr.dtype)(arr)
-
-    def codegen(context, builder, signature, args):
-        return context.make_array(arr)(context, builder, args[0]).data
-
-    return sig, codegen
 
 
 @intrinsic
@@ -136,20 +124,6 @@ def call_block(typingctx, addr, xp, pp, stp, mp, sp, scp, lapp, nk):
         return context.get_dummy_value()
 
     return sig, codegen
-
-
-@intrinsic
-def fma(typingctx, a, b, c):
-    """``a * b + c`` rounded once (LLVM's ``llvm.fma``, which vectorises), for float64 or
-    float32 arguments of one type. The generated kernels use it where the module docstring
-    allows contraction (everything but the projection) and are compiled without fastmath."""
-    if not (isinstance(a, types.Float) and a == b and b == c):
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.fma(*args)
-
-    return a(a, b, c), codegen
 
 
 def block_signature(dtype=np.float64):
@@ -242,7 +216,7 @@ def _fill_constants(U, lam, mt, logw, a, s2, P):
 def _helpers_hash() -> str:
     here = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for f in (here / "_numba_exp.py", Path(__file__).resolve()):
+    for f in (here / "_numba_exp.py", here / "_numba_intrinsics.py", Path(__file__).resolve()):
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
@@ -313,7 +287,8 @@ def block_source(d: int, dtype=np.float64) -> str:
         "import numpy as np",
         "from numba import carray, cfunc, njit",
         exp_import,
-        "from scorebench.analytic._unrolled_mixture_numba import block_signature, fma",
+        "from scorebench.analytic._numba_intrinsics import fma",
+        "from scorebench.analytic._unrolled_mixture_numba import block_signature",
         "# literals of the kernel's dtype (a bare 1.0 is a float64 and would promote float32)",
         f"ONE, ZERO = {npt}(1.0), {npt}(0.0)",
         "",

@@ -48,7 +48,7 @@ from numba import cfunc, types
 from numba.extending import intrinsic
 
 from ..analytic._generated_modules import import_generated
-from ..analytic._unrolled_mixture_numba import array_ptr
+from ..analytic._numba_intrinsics import array_ptr
 
 __all__ = ["applies", "array_ptr", "call_score", "score_args", "score_signature",
            "score_function", "score_source", "noop_score", "MAX_D", "MAX_K", "MAX_DK"]
