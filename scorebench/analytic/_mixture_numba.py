@@ -80,6 +80,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from . import _unrolled_mixture_drivers as _drivers
 from . import _unrolled_mixture_numba as _generated
 from ._mixture_numba_prep import BLAS_MIN_D as _BLAS_MIN_D
 from ._mixture_numba_prep import block_size as _block_size
@@ -288,8 +289,8 @@ def compiled_for(d: int, per_point: bool, dtype=np.float64) -> bool:
     in this process (the generated one at a common time with d <= 4, else the generic one)."""
     # (mid-sized calls run on the calling thread, in whichever variant is compiled: _launch)
     if not per_point and _generated.applies(d, 1):
-        return _generated.is_loaded(d, dtype) and bool(_generated.block_driver_serial.signatures
-                                                       or _generated.block_driver.signatures)
+        return _generated.is_loaded(d, dtype) and bool(_drivers.block_driver_serial.signatures
+                                                       or _drivers.block_driver.signatures)
     return bool(_serial_kernel.signatures or _fused_kernel.signatures)
 
 
@@ -302,19 +303,16 @@ def _generated_terms(x, st, a, s2, want):
         mt = st["projected"] = projected_means(st["means"], U)
     dt = x.dtype  # float64, or float32 for the float32 kernel
     key = (float(a), float(s2), dt.char)  # the last call's constants are kept (~2 us a call)
-    hit = st.get("generated_constants")
-    if hit is not None and hit[0] == key:
-        P = hit[1]
-    else:
-        P = _generated.constants(U, lam, mt, logw, a, s2, dt)
-        st["generated_constants"] = (key, P)
+    hit = st.get("generated_constants", (None, None))
+    P = hit[1] if hit[0] == key else _generated.constants(U, lam, mt, logw, a, s2, dt)
+    st["generated_constants"] = (key, P)
     fn = _generated.block_function(d, dt).address
     out_logp = np.empty(N if "logp" in want else 0, dt)
     out_score = np.empty((N, d) if "score" in want else (0, d), dt)
     out_lap = np.empty(N if "laplacian" in want else 0, dt)
     nk, flags = P.shape[0] // _generated.chunk_size(d), ("logp" in want, "score" in want,
                                                   "laplacian" in want)
-    _launch(N * logw.shape[0], _generated.block_driver_serial, _generated.block_driver,
+    _launch(N * logw.shape[0], _drivers.block_driver_serial, _drivers.block_driver,
             (x, P, nk, fn, *flags), N, _generated.BLOCK, (out_logp, out_score, out_lap))
     out = {"logp": out_logp, "score": out_score, "laplacian": out_lap}
     return {name: out[name] for name in want}

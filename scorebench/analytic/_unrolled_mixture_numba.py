@@ -67,8 +67,8 @@ the gradient); far from the data (|l_k| ~ 1e4) the responsibilities are only def
 ~1e-3 in float32.
 
 The generated functions are numba ``cfunc`` s of one C signature (:func:`block_signature`),
-called by address (:func:`call_block`) from the parallel driver :func:`block_driver`, which is
-compiled and cached once for every d; each generated function compiles once per d (1-5 s) and
+called by address from the drivers of :mod:`._unrolled_mixture_drivers`, which are compiled
+and cached once for every d; each generated function compiles once per (d, dtype) (1-5 s) and
 is cached on disk through :mod:`._generated_modules`.
 
 References
@@ -84,46 +84,19 @@ import math
 from pathlib import Path
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.extending import intrinsic
+from numba import njit, types
 
 from scorebench import _vector_width
 
 from ._generated_modules import import_generated
 from ._numba_intrinsics import array_ptr, fma  # noqa: F401 (fma: for the generated source)
-from ._numba_stages import load_transposed, store_logp_score
 
-__all__ = ["applies", "block_signature", "block_source", "block_function",
-           "block_driver", "block_driver_serial", "call_block", "constants", "is_loaded",
-           "n_params", "chunk_size", "BLOCK", "MAX_D"]
+__all__ = ["applies", "block_signature", "block_source", "block_function", "constants",
+           "is_loaded", "n_params", "chunk_size", "BLOCK", "MAX_D"]
 
 MAX_D = 4  # the chunk's code grows as d^2; beyond this its registers spill (measured)
 BLOCK = 128  # points per call of a generated kernel (a compile-time constant in its loops)
 _LOG_2PI = float(np.log(2.0 * np.pi))
-
-
-@intrinsic
-def call_block(typingctx, addr, xp, pp, stp, mp, sp, scp, lapp, nk):
-    """Call the ``cfunc`` of :func:`block_signature` at address ``addr`` (an int).
-
-    Passing the address instead of the ``cfunc`` object saves the driver's dispatcher from
-    typing a first-class function on every call (~70 us, measured: more than the whole kernel
-    for a few thousand points).
-    """
-    ptr = xp  # float64 or float32 pointers, as the generated function of that dtype takes
-    if not isinstance(ptr, types.CPointer) or any(p != ptr for p in (pp, stp, mp, sp, scp, lapp)):
-        return None
-    sig = types.void(types.intp, ptr, ptr, ptr, ptr, ptr, ptr, ptr, types.intp)
-
-    def codegen(context, builder, signature, args):
-        lp = context.get_value_type(ptr)
-        fnty = ir.FunctionType(ir.VoidType(), [lp] * 7 + [context.get_value_type(types.intp)])
-        fn = builder.inttoptr(args[0], fnty.as_pointer())
-        builder.call(fn, args[1:])
-        return context.get_dummy_value()
-
-    return sig, codegen
 
 
 def block_signature(dtype=np.float64):
@@ -363,52 +336,3 @@ def block_function(d: int, dtype=np.float64):
         name = ("sb_mixture_f32_d" if key[1] else "sb_mixture_d") + str(key[0])
         fn = _FUNCTIONS[key] = import_generated(name, block_source(key[0], dtype)).block
     return fn
-
-
-@njit(nogil=True, error_model="numpy", cache=True)
-def _drive_blocks(bk0, bk1, x, P, nk, fn, want_logp, want_score, want_lap, out_logp, out_score,
-                  out_lap):
-    r"""Blocks ``bk0 <= b < bk1`` of :data:`BLOCK` points through the generated kernel ``fn``:
-    each transposed into (d, BLOCK) scratch (a partial block padded with its first point), the
-    kernel called, the outputs written back; :math:`\log p = M + \log S` is taken here, in a
-    scalar loop, so the generated loop has no ``log`` in it."""
-    N, d = x.shape
-    B = BLOCK
-    XT = np.empty((d, B), x.dtype)  # scratch in the dtype of the points (and of fn)
-    SC = np.empty((d, B), x.dtype)
-    ST = np.empty((d + 3, B), x.dtype)
-    M = np.empty(B, x.dtype)
-    S = np.empty(B, x.dtype)
-    LAP = np.empty(B, x.dtype)
-    for bk in range(bk0, bk1):
-        start = bk * B
-        n = min(B, N - start)
-        load_transposed(x, start, n, XT)
-        call_block(fn, array_ptr(XT), array_ptr(P), array_ptr(ST), array_ptr(M),
-                   array_ptr(S), array_ptr(SC), array_ptr(LAP), nk)
-        store_logp_score(start, n, M, S, SC, want_logp, want_score, out_logp, out_score)
-        if want_lap:
-            for i in range(n):
-                out_lap[start + i] = LAP[i]
-
-
-@njit(parallel=True, nogil=True, error_model="numpy", cache=True)
-def block_driver(x, P, nk, fn, want_logp, want_score, want_lap, nchunks, out_logp, out_score,
-                 out_lap):
-    r"""Run the generated kernel at address ``fn`` (``nk`` chunks of components, constants
-    ``P``) over blocks of :data:`BLOCK` points, in ``nchunks`` parallel tasks
-    (:func:`_drive_blocks` each)."""
-    nblocks = (x.shape[0] + BLOCK - 1) // BLOCK
-    per_chunk = (nblocks + nchunks - 1) // nchunks
-    for ch in prange(nchunks):
-        _drive_blocks(ch * per_chunk, min(nblocks, (ch + 1) * per_chunk), x, P, nk, fn,
-                      want_logp, want_score, want_lap, out_logp, out_score, out_lap)
-
-
-@njit(nogil=True, error_model="numpy", cache=True)
-def block_driver_serial(x, P, nk, fn, want_logp, want_score, want_lap, out_logp, out_score,
-                        out_lap):
-    """:func:`block_driver` on the calling thread alone, for small calls (no parallel launch,
-    no change of numba's thread count: ~10 us less per call)."""
-    _drive_blocks(0, (x.shape[0] + BLOCK - 1) // BLOCK, x, P, nk, fn, want_logp, want_score,
-                  want_lap, out_logp, out_score, out_lap)

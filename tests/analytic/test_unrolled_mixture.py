@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from scorebench.analytic import _mixture_numba
+from scorebench.analytic import _unrolled_mixture_drivers as drivers
 from scorebench.analytic import _unrolled_mixture_numba as gen
 from scorebench.analytic._generated_modules import cache_dir
 from scorebench.analytic._mixture_numba import mixture_terms_numba
@@ -106,8 +107,8 @@ def test_generated_kernel_is_used_for_common_times_and_small_d_only(monkeypatch)
         return call
 
     # small calls run the serial driver, large ones the parallel one: watch both
-    monkeypatch.setattr(gen, "block_driver", spy(gen.block_driver))
-    monkeypatch.setattr(gen, "block_driver_serial", spy(gen.block_driver_serial))
+    monkeypatch.setattr(drivers, "block_driver", spy(drivers.block_driver))
+    monkeypatch.setattr(drivers, "block_driver_serial", spy(drivers.block_driver_serial))
     for d, per_point in ((2, False), (4, False), (5, False), (2, True)):
         mix = _mixture(d, 3, d)
         x = _points(mix, 0.7, 0.4, 50, 1)
