@@ -6,7 +6,8 @@
 (op, d, K) group: the time per 1e5 points of every implementation (rows record their
 ``n_points``; times are scaled per point), the speed-ups of numba and torch over the plain-numpy
 baseline and over the numpy reference, and, when the run includes the machine-limit rows, the
-numba times (float64 and float32 points) as multiples of the float64 bound :math:`N K t_{exp} + \\mathrm{flops}/R_{mm}` (best measured
+numba times (float64 and float32 points) as multiples of the float64 bound
+:math:`N K t_{exp} + \\mathrm{flops}/R_{mm}` (best measured
 time per exponential on all threads, measured matrix-multiply rate).
 """
 

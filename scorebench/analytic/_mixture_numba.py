@@ -162,7 +162,8 @@ def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a,
     Z = np.empty((d, block), dt)    # z / lambda
     MEAN = np.empty((d, block), dt)  # running sum_k pi_k g_k (Welford mean)
     ab, ab2, s2b = np.empty(block, dt), np.empty(block, dt), np.empty(block, dt)
-    m, sw, M2, T = np.empty(block, dt), np.empty(block, dt), np.empty(block, dt), np.empty(block, dt)
+    m, sw = np.empty(block, dt), np.empty(block, dt)
+    M2, T = np.empty(block, dt), np.empty(block, dt)
     q, dlt, ex = np.empty(block, dt), np.empty(block, dt), np.empty(block, dt)
     rr, cc, acc = np.empty(block, dt), np.empty(block, dt), np.empty(block, dt)
     ld, pr, trb = np.zeros(block, dt), np.empty(block, dt), np.empty(block, dt)
@@ -310,8 +311,8 @@ def _generated_terms(x, st, a, s2, want):
     out_logp = np.empty(N if "logp" in want else 0, dt)
     out_score = np.empty((N, d) if "score" in want else (0, d), dt)
     out_lap = np.empty(N if "laplacian" in want else 0, dt)
-    nk, flags = P.shape[0] // _generated.chunk_size(d), ("logp" in want, "score" in want,
-                                                  "laplacian" in want)
+    nk = P.shape[0] // _generated.chunk_size(d)
+    flags = ("logp" in want, "score" in want, "laplacian" in want)
     _launch(N * logw.shape[0], _drivers.block_driver_serial, _drivers.block_driver,
             (x, P, nk, fn, *flags), N, _generated.BLOCK, (out_logp, out_score, out_lap))
     out = {"logp": out_logp, "score": out_score, "laplacian": out_lap}
@@ -326,8 +327,8 @@ def mixture_terms_numba(x, means, U, lam, logw, a, s2, want=("logp", "score")):
     (the generated kernel for d <= 4, the passes below otherwise: twice the lanes per vector,
     a 7-term exponential, ``sgemm``; constants computed in float64 and rounded once; error
     ~1e-6 of the terms' scale near the data), with per-point times in float64 and rounded.
-    float64 agreement with it, relative to the size of the summed terms (see the tests): ~1e-14 for
-    points near the data, ~3e-11 for points 1e3 standard deviations out, where the
+    float64 agreement with it, relative to the size of the summed terms (see the tests):
+    ~1e-14 for points near the data, ~3e-11 for points 1e3 standard deviations out, where the
     responsibilities themselves are only defined to ~eps |log N_k| ~ 1e-10. The Laplacian is
     the variance form and stays accurate where the reference's difference of squares cancels.
 

@@ -1,6 +1,7 @@
-"""Precision-generic numba code: constants and functions chosen by the floating type at compile time.
+"""Precision-generic numba code: constants and functions chosen by the floating type.
 
-``like(value, ref)`` is a constant in the floating type of ``ref``. A float literal is a float64 in numba, so ``0.5 * z`` or ``w = 1.0 if up else e`` in a loop
+``like(value, ref)`` is a constant in the floating type of ``ref``, chosen at compile time. A
+float literal is a float64 in numba, so ``0.5 * z`` or ``w = 1.0 if up else e`` in a loop
 over float32 lanes promotes every lane operation it touches to float64 (half the lanes per
 vector, and conversions). Kernels written once for float64 and float32 arrays write
 ``like(0.5, z)`` instead, which numba resolves at compile time to ``np.float32(0.5)`` or

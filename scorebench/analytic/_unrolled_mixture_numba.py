@@ -44,9 +44,9 @@ only the same order of operations reproduces the reference's numbers to the 1e-1
 ``tests/analytic/test_backends.py`` asks for (contracted, or scaled before subtracting, it
 moved by up to 1e-9, measured). Everything after the projection -- the log-weights'
 :math:`\kappa_k - \sum_r y'^2_{kr}`, the gradients, the chunk's mean and deviations, the merge
--- is written with explicit fused multiply-adds (:func:`._numba_intrinsics.fma`, LLVM's ``llvm.fma``), each
-rounding once where the unfused form rounds twice: 2-10 % faster for d = 1..4, both dtypes
-(one core, measured), and the same numbers to the tests' 1e-12.
+-- is written with explicit fused multiply-adds (:func:`._numba_intrinsics.fma`, LLVM's
+``llvm.fma``), each rounding once where the unfused form rounds twice: 2-10 % faster for
+d = 1..4, both dtypes (one core, measured), and the same numbers to the tests' 1e-12.
 
 Operation count per pair: 2d^2 (projection) + 2d^2 (gradient) + ~4d + 4 flops, 1 exponential
 (~35 flops), 2d for the mean and 3d + 2 for the variance; per chunk and point 1 exponential,

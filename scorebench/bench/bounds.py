@@ -236,9 +236,10 @@ def measure_bounds(n: int = 1 << 23, repeats: int = 5, matmul_n: int = 1024) -> 
         _best(lambda: exp_in_cache_f32(xc32, outc32, sweeps), repeats) / (xc.size * sweeps))
     detail["float32 matmul numba + BLAS sgemm, 64x64x64 blocks (flop/s)"] = (
         flops / _best(lambda: _batched_dot(M32, X32, Y32), repeats))
+    t_exp32 = detail["float32 exp numba fast_exp_f32 (in cache)"]
+    r_mm32 = detail["float32 matmul numba + BLAS sgemm, 64x64x64 blocks (flop/s)"]
     return MachineBounds(t_exp=t_exp, t_normal=t_normal, r_mm=r_mm, threads=threads, detail=detail,
-                         t_exp32=detail["float32 exp numba fast_exp_f32 (in cache)"],
-                         r_mm32=detail["float32 matmul numba + BLAS sgemm, 64x64x64 blocks (flop/s)"])
+                         t_exp32=t_exp32, r_mm32=r_mm32)
 
 
 def bound_seconds(bounds: MachineBounds, exps: float = 0.0, normals: float = 0.0,

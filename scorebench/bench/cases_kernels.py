@@ -5,9 +5,9 @@ from the exact :math:`p_t`. The accuracy reference is the oracle's float64 numpy
 (:mod:`scorebench.analytic._mixture_numpy`, the closed form) on the first ``accuracy_rows``
 points; errors are the absolute errors of every score entry and of the Laplacian together.
 
-Implementations: scorebench's fused numba kernel (the oracle with ``backend="numba"``), its float32
-kernel (float32 points, float32 results), the numpy
-reference (not in the quick profile), torch float64 and float32 (the oracle on tensors: what a torch user would call), and
+Implementations: scorebench's fused numba kernel (the oracle with ``backend="numba"``), its
+float32 kernel (float32 points, float32 results), the numpy reference (not in the quick
+profile), torch float64 and float32 (the oracle on tensors: what a torch user would call), and
 the plain-numpy baseline of :func:`.peers.plain_numpy_score_laplacian`. Everything but the fused
 kernel materialises (n, K, d) arrays, so it runs in chunks of at most 2**22 (n, K, d) elements
 (:func:`.measure.chunked`).
@@ -81,8 +81,8 @@ def _impls(mix, sde, ref, x, numpy_row=True):
     return [
         Impl("scorebench fused numba kernel", "scorebench", wrap(lambda: sl(nb)(x)),
              warmup=lambda: sl(nb)(x[:4096])),
-        Impl("scorebench fused numba kernel float32", "scorebench", wrap(lambda: sl(nb)(xn32), "float32"),
-             warmup=lambda: sl(nb)(xn32[:4096])),
+        Impl("scorebench fused numba kernel float32", "scorebench",
+             wrap(lambda: sl(nb)(xn32), "float32"), warmup=lambda: sl(nb)(xn32[:4096])),
         *numpy_ref,
         Impl("torch float64 (oracle on tensors)", "peer",
              wrap(lambda: chunked(sl(ref), x64, chunk)), warmup=lambda: sl(ref)(x64[:64])),
