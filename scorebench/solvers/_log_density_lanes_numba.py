@@ -34,7 +34,8 @@ from numba import njit, prange
 from ._mixture_lanes_numba import shifted_exponentials
 from ._numba_math import fast_log
 
-__all__ = ["LANES", "component_constants", "lanes_log_density", "log_density_rows"]
+__all__ = ["LANES", "component_constants", "lanes_log_density", "log_density_rows",
+           "log_density_span"]
 
 LANES = 64
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -86,7 +87,9 @@ def lanes_log_density(X, a, diag, mT, W, INV, CONST, Z, L, out):
 
 
 @njit(cache=True, error_model="numpy")
-def _rows(X, n0, n1, a, diag, mT, W, INV, CONST, out):
+def log_density_span(X, n0, n1, a, diag, mT, W, INV, CONST, out):
+    """``out[n]`` = log p(X[n]) for n0 <= n < n1, serially (constants from
+    :func:`component_constants`); the fused likelihood calls it from its own parallel chunks."""
     d, K = mT.shape
     B = LANES
     XT = np.empty((d, B))
@@ -117,4 +120,5 @@ def log_density_rows(X, a, s2, diag, mT, W, lamT, logw, nchunks, out):
     blocks = (N + LANES - 1) // LANES
     per = (blocks + nchunks - 1) // nchunks * LANES
     for c in prange(nchunks):
-        _rows(X, min(N, c * per), min(N, (c + 1) * per), a, diag, mT, W, INV, CONST, out)
+        log_density_span(X, min(N, c * per), min(N, (c + 1) * per), a, diag, mT, W, INV, CONST,
+                         out)

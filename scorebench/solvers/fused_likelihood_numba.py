@@ -61,6 +61,7 @@ Grathwohl et al., "FFJORD", ICLR 2019; Song et al., ICLR 2021 (the likelihood OD
 from __future__ import annotations
 
 import math
+import weakref
 from typing import NamedTuple
 
 import numba
@@ -70,13 +71,16 @@ from scorebench.analytic._validation import check_points
 from scorebench.analytic.oracle import MixtureOracle
 
 from ._dopri5_lanes_numba import OK, STEP_TOO_SMALL, TOO_MANY_STEPS, loglik_kernel
-from ._log_density_lanes_numba import log_density_rows
+from ._log_density_lanes_numba import component_constants
 from ._mixture_lanes_numba import cached_layout
 from ._sde_coeffs_numba import sde_to_params
 from ._unrolled_score_numba import score_args
 from .errors import SolverError
 
-__all__ = ["FusedLoglik", "dopri5_loglik_numba", "supports", "STATUS_MESSAGES"]
+__all__ = ["FusedLoglik", "dopri5_loglik_numba", "solve_validated", "supports", "STATUS_MESSAGES",
+           "MAX_STEPS"]
+
+MAX_STEPS = 100_000  # default cap on attempted steps per sample
 
 STATUS_MESSAGES = {
     STEP_TOO_SMALL: "the step size fell below 10 ulp of t (stiff or non-finite right-hand side)",
@@ -115,7 +119,7 @@ def _positive(value, name):
 
 
 def dopri5_loglik_numba(oracle, x, eps=1e-5, rtol=1e-5, atol=1e-5, prior="default", *,
-                        first_step=None, max_steps=100_000, check=True):
+                        first_step=None, max_steps=MAX_STEPS, check=True):
     """log p_eps(x) of a mixture oracle by the fused per-sample DOPRI5 PF-ODE solve.
 
     Parameters
@@ -172,26 +176,73 @@ def dopri5_loglik_numba(oracle, x, eps=1e-5, rtol=1e-5, atol=1e-5, prior="defaul
     h0 = 0.0 if first_step is None else _positive(first_step, "first_step")
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
         raise ValueError(f"max_steps: expected an int >= 1, got {max_steps!r}")
+    return solve_validated(oracle, x, eps, rtol, atol, prior, h0, int(max_steps), check)
+
+
+class _Plan(NamedTuple):
+    """What a call needs besides the points, for one (oracle, dtype): built once (see _plan)."""
+
+    key: tuple  # (layout, SDE family code, its parameters): the plan is rebuilt when they change
+    code: int
+    params: np.ndarray
+    lay: object  # MixtureLayout in the kernel's dtype
+    score: tuple  # (unrolled, score_fn) of score_args
+    lay64: object  # float64 layout of the exact prior log p_T
+    a_T: float
+    inv: np.ndarray  # component_constants at T
+    const: np.ndarray
+
+
+# per oracle and dtype; ~12 us of Python per call otherwise (the layouts, the oracle's (a, s^2)
+# at T and the prior's constants), 1.5 % of a 2,000-point float32 call
+_PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _plan(oracle, dtype) -> _Plan:
     code, params = sde_to_params(oracle.sde)
-    lay = cached_layout(oracle.mix, dtype)
+    lay = cached_layout(oracle.mix, dtype)  # the same object while the mixture's arrays are
+    key = (lay, code, tuple(params))
+    plans = _PLANS.get(oracle)
+    if plans is None:
+        plans = _PLANS[oracle] = {}
+    plan = plans.get(dtype)
+    if plan is None or plan.key[0] is not lay or plan.key[1:] != key[1:]:
+        lay64 = cached_layout(oracle.mix, np.float64)
+        _, a_T, s2_T = oracle._coeffs(float(oracle.sde.T), 1)  # the oracle's own (a, s^2) at T
+        d, K = lay64.mT.shape
+        inv, const = np.empty((d, K)), np.empty(K)
+        component_constants(a_T, s2_T, lay64.lamT, lay64.logw, inv, const)
+        plan = plans[dtype] = _Plan(key, code, params, lay, score_args(lay, dtype, True), lay64,
+                                    a_T, inv, const)
+    return plan
+
+
+def solve_validated(oracle, x, eps, rtol, atol, prior, first_step, max_steps, check):
+    """:func:`dopri5_loglik_numba` on arguments it has validated (``x`` a C-contiguous float64 or
+    float32 (N, d) array of finite values, ``eps`` in (0, T), positive floats, ``prior`` one of
+    "default", "exact", "none", ``first_step`` 0.0 for Hairer's selection). ``log_likelihood``
+    calls it after validating the same arguments itself."""
+    plan = _plan(oracle, x.dtype.type)
+    lay, lay64 = plan.lay, plan.lay64
     N, d = x.shape
     delta, xT = np.empty(N), np.empty((N, d))
     nfe = np.empty(N, dtype=np.int64)
     nacc, nrej = np.empty(N, dtype=np.int64), np.empty(N, dtype=np.int64)
     status = np.empty(N, dtype=np.int8)
-    loglik_kernel(x, eps, code, params, lay.diag, lay.shared, lay.mT, lay.W, lay.lamT, lay.logw,
-                  *score_args(lay, dtype, True), rtol, atol, h0, int(max_steps),
-                  numba.get_num_threads(), xT, delta, nfe, nacc, nrej, status)
-    ok = status == OK
-    all_ok = bool(ok.all())
+    exact = prior == "exact"
+    prior_lp = np.empty(N) if exact else None
+    # log p_T(x_T) of the mixture, in float64, inside the kernel's chunks (_log_density_lanes_numba)
+    loglik_kernel(x, eps, plan.code, plan.params, lay.diag, lay.shared, lay.mT, lay.W, lay.lamT,
+                  lay.logw, *plan.score, rtol, atol, first_step, max_steps,
+                  numba.get_num_threads(), xT, delta, nfe, nacc, nrej, status, exact, plan.a_T,
+                  lay64.diag, lay64.mT, lay64.W, plan.inv, plan.const,
+                  prior_lp if exact else delta)
+    all_ok = not status.any()  # OK is 0
+    ok = None if all_ok else status == OK
     if prior == "none":
         prior_lp = np.zeros(N)
-    elif prior == "exact":  # log p_T(x_T) of the mixture, in float64 (_log_density_lanes_numba)
-        prior_lp = np.empty(N)
-        _, a_T, s2_T = oracle._coeffs(T, N)  # the oracle's own (a, s^2) at T
-        lay64 = cached_layout(oracle.mix, np.float64)
-        log_density_rows(xT, a_T, s2_T, lay64.diag, lay64.mT, lay64.W, lay64.lamT, lay64.logw,
-                         numba.get_num_threads() if N > 256 else 1, prior_lp)
+    elif exact:
+        pass
     elif all_ok:  # the usual case: no masked copies
         prior_lp = np.asarray(oracle.sde.prior_log_prob(xT), dtype=np.float64)
     else:
@@ -201,7 +252,7 @@ def dopri5_loglik_numba(oracle, x, eps=1e-5, rtol=1e-5, atol=1e-5, prior="defaul
     if not all_ok:
         prior_lp[~ok] = np.nan
     if check and not all_ok:
-        bad = np.flatnonzero(status != OK)
+        bad = np.flatnonzero(~ok)
         raise SolverError(
             f"dopri5 (numba): {bad.size} of {N} samples did not reach T; first, sample "
             f"{bad[0]}: {STATUS_MESSAGES[int(status[bad[0]])]}"

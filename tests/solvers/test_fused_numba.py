@@ -183,6 +183,50 @@ def test_loglik_default_prior_and_error_falls_with_rtol():
     assert np.array_equal(out_n.logp, out_n.delta_logp) and np.all(out_n.prior_logp == 0.0)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_loglik_exact_prior_is_the_oracles_log_p_T(dtype):
+    # prior="exact" is computed inside the kernel's chunks: it is the oracle's exact log p_T at
+    # the path ends (same formula, sums in another order: a few ulp of the summed terms), for
+    # every thread count (chunks of different sizes)
+    mix = _mixture(3, 21, K=4)
+    oracle = MixtureOracle(mix, VPSDE())
+    x = oracle.sample(333, EPS, np.random.default_rng(22)).astype(dtype)
+    before = numba.get_num_threads()
+    try:
+        for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+            numba.set_num_threads(threads)
+            out = dopri5_loglik_numba(oracle, x, EPS, rtol=1e-4, atol=1e-4, prior="exact")
+            ref = oracle.exact_log_prob_T(out.x_T)
+            assert np.allclose(out.prior_logp, ref, rtol=1e-13, atol=1e-13)
+            assert np.array_equal(out.logp, out.prior_logp + out.delta_logp)
+    finally:
+        numba.set_num_threads(before)
+
+
+def test_loglik_follows_a_changed_sde_and_mixture():
+    # the wrapper keeps per-oracle constants (layouts, a(T), the prior's constants): they must
+    # follow an SDE whose parameters change and a mixture whose arrays are replaced
+    mix = _mixture(2, 23, K=3)
+    sde = VPSDE()
+    oracle = MixtureOracle(mix, sde)
+    x = oracle.sample(100, EPS, np.random.default_rng(24))
+    first = dopri5_loglik_numba(oracle, x, EPS, rtol=1e-6, atol=1e-6, prior="exact")
+    sde.beta_max = 10.0
+    changed = dopri5_loglik_numba(oracle, x, EPS, rtol=1e-6, atol=1e-6, prior="exact")
+    fresh = dopri5_loglik_numba(MixtureOracle(mix, VPSDE(beta_max=10.0)), x, EPS, rtol=1e-6,
+                                atol=1e-6, prior="exact")
+    assert not np.array_equal(first.logp, changed.logp)
+    assert np.array_equal(changed.logp, fresh.logp)
+    mix.means = mix.means + 0.5
+    moved = dopri5_loglik_numba(oracle, x, EPS, rtol=1e-6, atol=1e-6, prior="exact")
+    fresh = dopri5_loglik_numba(MixtureOracle(GaussianMixture(mix.weights, mix.means, mix.covs),
+                                              VPSDE(beta_max=10.0)), x, EPS, rtol=1e-6,
+                                atol=1e-6, prior="exact")
+    # (the rebuilt mixture renormalises its weights: equal to an ulp, not bitwise)
+    assert np.allclose(moved.logp, fresh.logp, rtol=0, atol=1e-9)
+    assert np.abs(moved.logp - changed.logp).max() > 1e-3
+
+
 def test_loglik_does_not_depend_on_threads_or_batch():
     oracle = MixtureOracle(_ring(), SubVPSDE())
     x = oracle.sample(300, EPS, np.random.default_rng(4))
