@@ -144,6 +144,7 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
     FAC = np.empty(B)  # the controller's step factor, and its accept / reject masks
     ACC = np.zeros(B, dtype=np.bool_)
     REJ = np.zeros(B, dtype=np.bool_)
+    SLOW = np.zeros(B, dtype=np.bool_)  # lanes the attempt's start visits one by one
     idx = np.full(B, -1, dtype=np.int64)
     tcur = np.full(B, T)
     habs = np.zeros(B)
@@ -178,10 +179,40 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
             bare(work[10]), bare(work[11]))
     nxt = n0
     while True:
-        # ---- start of an attempt, lane by lane: scipy's RK45._step_impl up to the stages
-        busy = False
+        # ---- start of an attempt: scipy's RK45._step_impl up to the stages, for each lane
+        # the common case as SIMD passes (a lane that goes on with its sample: the new-step
+        # bookkeeping, then t_new = min(t + |h|, T)); the scalar loop below only visits the
+        # lanes flagged SLOW (idle, or failing a check): ~6 of 64 per attempt on the ring,
+        # where a scalar pass over all lanes cost ~1/8 of the float32 kernel. Every lane's
+        # values are the scalar loop's (the new-step block is idempotent, and a lane that
+        # loads a sample redoes it).
+        # (conditional stores, not selects between loads: LLVM turns those into a select of
+        # the two addresses, which does not vectorise; ~5 % of the float32 kernel, perf)
         for b in range(B):
-            hs[b] = 0.0
+            if new_step[b]:
+                t = tcur[b]
+                ms = 10.0 * (_next_up(t) - t)
+                min_step[b] = ms
+                if habs[b] < ms:
+                    habs[b] = ms
+        for b in range(B):
+            rejected[b] = rejected[b] and not new_step[b]
+            new_step[b] = False
+        for b in range(B):
+            t = tcur[b]
+            ha = habs[b]
+            slow = idx[b] < 0 or ha < min_step[b] or na[b] + nr[b] >= max_steps
+            t_new = t + ha
+            t_new = T if t_new > T else t_new
+            tnew[b] = t_new
+            hs[b] = 0.0 if slow else t_new - t
+            SLOW[b] = slow
+        for b in range(B):
+            if not SLOW[b]:
+                habs[b] = hs[b]
+        for b in range(B):
+            if not SLOW[b]:
+                continue
             while True:
                 n = idx[b]
                 if n < 0 and nxt < n1:  # start the next sample of the chunk
@@ -231,7 +262,9 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
                 hs[b] = t_new - tcur[b]
                 habs[b] = hs[b]
                 break
-            busy = busy or idx[b] >= 0
+        busy = False
+        for b in range(B):
+            busy |= idx[b] >= 0
         if not busy:
             break
         for b in range(B):
@@ -286,12 +319,14 @@ def _solve_chunk(X, n0, n1, eps, code, params, diag, shared, mT, W, lamT, logw, 
             rejected[b] = rejected[b] | REJ[b]
             new_step[b] = new_step[b] | ACC[b]
         for b in range(B):
-            tcur[b] = tnew[b] if ACC[b] else tcur[b]
+            if ACC[b]:
+                tcur[b] = tnew[b]
         for i in range(m):
             for b in range(B):
-                acc = ACC[b]
-                Y[i, b] = Yt[i, b] if acc else Y[i, b]
-                KS[0, i, b] = KS[6, i, b] if acc else KS[0, i, b]  # FSAL
+                # conditional stores (see the attempt's start)
+                if ACC[b]:
+                    Y[i, b] = Yt[i, b]
+                    KS[0, i, b] = KS[6, i, b]  # FSAL
         for b in range(B):
             if ACC[b] and tcur[b] >= T:
                 _finish(b, idx[b], OK, Y, d, na, nr, ev, xT, delta, nfe, nacc, nrej, status)
@@ -321,15 +356,19 @@ def _prepare(X, q0, q1, eps, first_step, interval, rtol, atol, QF, QH, Y0, F1, Y
     # one call site for both evaluations
     for e in range(1 if first_step > 0.0 else 2):
         if e == 1:  # Hairer's h0 from |y0| and |f0|, then f(eps + h0, y0 + h0 f0)
+            # the sums over components in H0 and D1 first, lanes innermost (SIMD; a loop over
+            # lanes around one over components ran scalar, ~3 % of the float32 kernel)
             for b in range(B):
-                a0 = 0.0
-                a1 = 0.0
-                for i in range(m):
+                H0[b] = 0.0
+                D1[b] = 0.0
+            for i in range(m):
+                for b in range(B):
                     sc = atol + abs(Y0[i, b]) * rtol
-                    a0 += (Y0[i, b] / sc) ** 2
-                    a1 += (QF[i, b] / sc) ** 2
-                a0 = math.sqrt(a0 / m)
-                a1 = math.sqrt(a1 / m)
+                    H0[b] += (Y0[i, b] / sc) ** 2
+                    D1[b] += (QF[i, b] / sc) ** 2
+            for b in range(B):
+                a0 = math.sqrt(H0[b] / m)
+                a1 = math.sqrt(D1[b] / m)
                 h = 1e-6 if (a0 < 1e-5 or a1 < 1e-5) else 0.01 * a0 / a1
                 H0[b] = _lo(h, interval)
                 D1[b] = a1
@@ -343,16 +382,17 @@ def _prepare(X, q0, q1, eps, first_step, interval, rtol, atol, QF, QH, Y0, F1, Y
         for b in range(B):
             QH[b] = _lo(first_step, interval)
         return
-    for b in range(B):
-        acc = 0.0
-        for i in range(m):
-            acc += ((F1[i, b] - QF[i, b]) / (atol + abs(Y0[i, b]) * rtol)) ** 2
-        d2 = math.sqrt(acc / m) / H0[b]
-        if D1[b] <= 1e-15 and d2 <= 1e-15:
-            h1 = _hi(1e-6, H0[b] * 1e-3)
-        else:
-            # (0.01 / max(d1, d2)) ** (1/5) without a libm pow (2.5 % of the float32 kernel)
-            h1 = fast_exp(0.2 * fast_log(0.01 / _hi(D1[b], d2)))
+    for b in range(B):  # tt is free now: the sums over components, lanes innermost
+        tt[b] = 0.0
+    for i in range(m):
+        for b in range(B):
+            tt[b] += ((F1[i, b] - QF[i, b]) / (atol + abs(Y0[i, b]) * rtol)) ** 2
+    for b in range(B):  # branch-free, so SIMD: both cases computed, one kept
+        d2 = math.sqrt(tt[b] / m) / H0[b]
+        tiny = D1[b] <= 1e-15 and d2 <= 1e-15
+        # (0.01 / max(d1, d2)) ** (1/5) without a libm pow (2.5 % of the float32 kernel)
+        h1 = fast_exp(0.2 * fast_log(1.0 if tiny else 0.01 / _hi(D1[b], d2)))
+        h1 = _hi(1e-6, H0[b] * 1e-3) if tiny else h1
         QH[b] = _lo(_lo(100.0 * H0[b], h1), interval)
 
 
