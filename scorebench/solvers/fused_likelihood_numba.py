@@ -44,9 +44,9 @@ benchmark machine (a Sapphire-Rapids-class Xeon, 512-bit vectors; 2-D ring of 8,
 float32 (the 16-D, K = 8 full-covariance mixture: 347 and 195 ns), against 2.1 ns for the
 ring's 8 exponentials at ``fast_exp``'s in-cache rate. On an AMD EPYC core (512-bit vectors;
 rtol = atol = 2e-5, 65 evaluations per sample) the lanes' bookkeeping as SIMD passes (the
-attempt's start, conditional stores, ``_prepare``'s sums) took float64 from 18.9 to 17.0 ns and
-float32 from 11.7 to 9.8 ns, with bit-identical results; perf then puts ~40 % of the float32
-kernel in the generated score.
+attempt's start, conditional stores, the sums of ``_loglik_rhs_numba.prepare``) took float64
+from 18.9 to 17.0 ns and float32 from 11.7 to 9.8 ns, with bit-identical results; perf then
+puts ~40 % of the float32 kernel in the generated score.
 
 Precision: float32 points run a float32 specialisation (state, stages, score and divergence in
 float32; times, step sizes, SDE coefficients, the error norm and the controller in float64).
