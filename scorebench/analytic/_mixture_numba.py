@@ -241,8 +241,9 @@ def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a,
             welford(Gk, zero, MEAN, rr, cc, sw, acc, M2, want_lap)
         store_logp_score(start, n, m, sw, MEAN, want_logp, want_score, out_logp, out_score)
         if want_lap:
+            lap = out_lap[start:start + n]
             for i in range(n):
-                out_lap[start + i] = (M2[i] - T[i]) / sw[i]
+                lap[i] = (M2[i] - T[i]) / sw[i]
     touch(keep)
 
 

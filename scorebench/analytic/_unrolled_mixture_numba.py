@@ -100,13 +100,15 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 def block_signature(dtype=np.float64):
-    r"""C signature ``void(XT, P, ST, M, S, SC, LAP, nk)``: pointers to ``dtype`` (float64 or
+    r"""C signature ``void(X, P, ST, M, S, SC, LAP, nk)``: pointers to ``dtype`` (float64 or
     float32) and an int.
 
-    ``XT``, ``SC`` (d, BLOCK) row-major; ``P`` (nk chunk_size(d), n_params(d)) the per-component
-    constants of :func:`constants`; ``ST`` (d + 3, BLOCK) scratch for the running sums; ``M``,
-    ``S``, ``LAP`` (BLOCK,): the maximum log-weight and the weight sum (so
-    :math:`\log p = M + \log S`), and the Laplacian; ``nk`` the number of chunks.
+    ``X`` the block's points and ``SC`` their scores, (BLOCK, d) row-major (the rows of the
+    caller's arrays themselves: the kernel transposes in vectorised loops); ``P``
+    (nk chunk_size(d), n_params(d)) the per-component constants of :func:`constants`; ``ST``
+    (2d + 3, BLOCK) scratch for the running sums and the transposed points; ``M``, ``S``,
+    ``LAP`` (BLOCK,): the maximum log-weight and the weight sum (so :math:`\log p = M + \log
+    S`), and the Laplacian; ``nk`` the number of chunks.
     """
     p = types.CPointer(types.float32 if _is_f32(dtype) else types.float64)
     return types.void(p, p, p, p, p, p, p, types.intp)
@@ -276,9 +278,12 @@ def block_source(d: int, dtype=np.float64) -> str:
         "# in the numpy reference; the exponential keeps its FMAs (its own flags)",
         f"@cfunc(block_signature({npt}), cache=True, error_model='numpy')",
         "def block(xp, pp, stp, mp, sp, scp, lapp, nk):",
-        f"{I2}XT = carray(xp, ({d}, {B}))",
+        f"{I2}X = carray(xp, ({B}, {d}))",
         f"{I2}P = carray(pp, (nk * {CHUNK}, {NP}))",
-        f"{I2}ST = carray(stp, ({len(state)}, {B}))",
+        f"{I2}ST = carray(stp, ({len(state) + d}, {B}))",
+        f"{I2}XT = ST[{len(state)}:]",
+        f"{I2}for b in range({B}):  # transposed: one interleaved vector load per row",
+        *[f"{I3}XT[{c}, b] = X[b, {c}]" for c in range(d)],
         f"{I2}for j in range(nk):  # chunks of {CHUNK} components",
         f"{I3}o = j * {CHUNK}",
     ]
@@ -303,7 +308,7 @@ def block_source(d: int, dtype=np.float64) -> str:
     out += [
         f"{I2}M = carray(mp, ({B},))",
         f"{I2}S = carray(sp, ({B},))",
-        f"{I2}SC = carray(scp, ({d}, {B}))",
+        f"{I2}SC = carray(scp, ({B}, {d}))",
         f"{I2}LAP = carray(lapp, ({B},))",
         f"{I2}for b in range({B}):",
         f"{I3}M[b] = ST[0, b]",
@@ -311,9 +316,8 @@ def block_source(d: int, dtype=np.float64) -> str:
         f"{I3}S[b] = ST[1, b]",
         f"{I2}for b in range({B}):",
         f"{I3}LAP[b] = ST[2, b] / ST[1, b]",
-        f"{I2}for c in range({d}):",
-        f"{I3}for b in range({B}):",
-        f"{I4}SC[c, b] = ST[3 + c, b]",
+        f"{I2}for b in range({B}):  # back to rows: interleaved vector stores",
+        *[f"{I3}SC[b, {c}] = ST[{3 + c}, b]" for c in range(d)],
     ]
     return "\n".join(out) + "\n"
 
