@@ -212,7 +212,9 @@ def _markdown(report, figures) -> str:
              "are the figures to trust).", "",
              "## The limit of this machine (measured in this run)", "",
              f"exp {b['t_exp'] * 1e9:.3g} ns, normal draw {b['t_normal'] * 1e9:.3g} ns, "
-             f"matrix multiply {b['r_mm'] / 1e9:.3g} GFLOP/s (best on {b['threads']} threads).", "",
+             f"matrix multiply {b['r_mm'] / 1e9:.3g} GFLOP/s (best on {b['threads']} threads; "
+             f"each rate the best of {b.get('measurements', 1)} measurements spread over the "
+             "run).", "",
              _md(["measurement", "value"], [[k, f"{v:.3g}"] for k, v in b["detail"].items()]), "",
              "## Targets", "",
              _md(["target", "measured", "goal", "met", "how far", "detail"],

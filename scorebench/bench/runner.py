@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from .bounds import bound_seconds, measure_bounds
+from .bounds import best_of, bound_seconds, measure_bounds
 from .case import Case, Curve
 from .measure import PeakMemory, fit_exponent, time_repeats
 from .targets import evaluate_targets, work_precision_summary
@@ -91,6 +91,22 @@ def choose_torch_threads() -> dict:
     return {"threads": best, "probe_s": times}
 
 
+def _set_bound(row: dict, bounds) -> None:
+    """The row's bound at ``bounds`` (None without bounds or an operation count) and, once it
+    is timed, its fraction of it: every row against the float64 bound; float32 rows
+    (``work["precision"]``) also against the float32 one."""
+    work = row.get("work") or {}
+    work64 = {k: v for k, v in work.items() if k != "precision"}
+    bound = bound_seconds(bounds, **work64) if (work and bounds is not None) else None
+    bound32 = (bound_seconds(bounds, **work)
+               if bound is not None and work.get("precision") == "float32" else None)
+    median = row.get("wall_median_s")
+    row.update(bound_s=bound, bound_float32_s=bound32,
+               fraction_of_bound=None if bound is None or median is None else bound / median,
+               fraction_of_float32_bound=(None if bound32 is None or median is None
+                                          else bound32 / median))
+
+
 def run_case(case: Case, sizes, bounds, memory, progress=None) -> list:
     """Time every implementation of ``case``; returns its rows with ratios filled in.
 
@@ -119,15 +135,10 @@ def run_case(case: Case, sizes, bounds, memory, progress=None) -> list:
                 max_err, mean_err = case.errors(out.values)
                 extra = out.extra if case.details is None else {**out.extra,
                                                                 **case.details(out.values)}
-                # every row against the float64 bound; float32 rows (work["precision"]) also
-                # against the float32 one
-                work64 = {k: v for k, v in out.work.items() if k != "precision"}
-                bound = bound_seconds(bounds, **work64) if out.work else None
-                bound32 = (bound_seconds(bounds, **out.work)
-                           if out.work.get("precision") == "float32" else None)
                 row.update(nfe=out.nfe, peak_mb=None if peak is None else peak / 2**20,
                            memory_method=memory.method, max_err=max_err, mean_err=mean_err,
-                           bound_s=bound, bound_float32_s=bound32, work=out.work, extra=extra)
+                           work=out.work, extra=extra)
+                _set_bound(row, bounds)
                 calls = _calls_per_timing(first.times[0])
                 if calls > 1:
                     # a short call: its timings are bursts of calls (timeit's way), per call,
@@ -149,10 +160,8 @@ def run_case(case: Case, sizes, bounds, memory, progress=None) -> list:
             continue
         median = float(np.median(times))
         row.update(repeats=len(times), wall_median_s=median, wall_min_s=min(times),
-                   wall_max_s=max(times), throughput=case.items / median,
-                   fraction_of_bound=None if row["bound_s"] is None else row["bound_s"] / median,
-                   fraction_of_float32_bound=(None if row.get("bound_float32_s") is None
-                                              else row["bound_float32_s"] / median))
+                   wall_max_s=max(times), throughput=case.items / median)
+        _set_bound(row, bounds)
     _ratios(rows)
     if progress is not None:
         for row in rows:
@@ -327,14 +336,29 @@ def run_bench(profile: str = "quick", with_peers: bool = False, seed: int = 0,
     env = _environment(choose_torch_threads())
     env["openmp"] = openmp
     tiny = profile == "tiny"
-    bounds = measure_bounds(n=1 << (21 if tiny else 23), repeats=3 if tiny else 5,
-                            matmul_n=512 if tiny else 1024)
+
+    def measure():
+        return measure_bounds(n=1 << (21 if tiny else 23), repeats=3 if tiny else 5,
+                              matmul_n=512 if tiny else 1024)
+
+    # the bounds are measured before each group of cases and kept at the best of each rate
+    # (bounds.best_of: one slow second on a shared machine must not flatter every fraction);
+    # every row's fraction is recomputed at the end against the final bounds
+    measured = [measure()]
     memory = PeakMemory()
-    cases = (likelihood_cases(sizes, with_peers, seed) + [work_precision_case(sizes, with_peers, seed)]
-             + sampling_cases(sizes, with_peers, profile, seed) + kernel_cases(sizes, seed))
+    groups = [likelihood_cases(sizes, with_peers, seed) + [work_precision_case(sizes, with_peers,
+                                                                                seed)],
+              sampling_cases(sizes, with_peers, profile, seed), kernel_cases(sizes, seed)]
     rows = []
-    for case in cases:
-        rows += run_case(case, sizes, bounds, memory, progress)
+    for i, group in enumerate(groups):
+        if i and not tiny:
+            measured.append(measure())
+        for case in group:
+            rows += run_case(case, sizes, best_of(measured), memory, progress)
+    bounds = best_of(measured)
+    for row in rows:
+        if row["status"] == "ok":
+            _set_bound(row, bounds)
     curves = [run_curve(c, sizes, memory, progress)
               for c in [likelihood_scaling_curve(sizes, seed)] + kernel_scaling_curves(sizes, seed)]
     wp = work_precision_summary(rows)
