@@ -27,8 +27,12 @@ not compiled or loaded anything yet: numba builds its code generator, with the c
 that moment, at its first compilation (importing numba first is fine; calling a jitted function
 first is not, and then the width stays LLVM's default). numba keys its
 on-disk cache on the CPU name and features, so kernels compiled either way never mix. Results
-do not depend on the width: the kernels' arithmetic is per lane (no reassociation is allowed),
-and the test suite passes bit-for-bit comparisons under both.
+do not depend on the width, with one exception: the kernels' arithmetic is per lane (no
+reassociation is allowed), and the test suite passes bit-for-bit comparisons under both; but
+the generated small-d oracle kernel (:mod:`scorebench.analytic._unrolled_mixture_numba`) sums
+components in chunks of 8 with 512-bit vectors and of 4 otherwise (d <= 3, K >= 8), a
+different order of the same sums: float64 results move by rounding (~1e-15 relative), float32
+ones by up to ~2e-6 (measured).
 
 With 512-bit vectors the arrays numba allocates are aligned to a cache line as well
 (:func:`align_numba_arrays`; numba's default, 32 bytes, made half of the kernels' scratch

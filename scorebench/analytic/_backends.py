@@ -71,7 +71,7 @@ def choose(backend: str, n: int, k: int, d: int, want, per_point: bool = False,
         from ._mixture_numba import compiled_for
 
         global _numpy_pairs
-        if (compiled_for(d, per_point, dtype or "float64")
+        if (compiled_for(d, per_point, dtype or "float64", k)
                 or _numpy_pairs >= _NUMPY_PAIRS_BEFORE_NUMBA):
             return "numba"
         _numpy_pairs += n * k

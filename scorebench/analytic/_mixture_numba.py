@@ -286,12 +286,13 @@ def _small_matmul(M, X, out):
                 out[r, i] += u * X[c, i]
 
 
-def compiled_for(d: int, per_point: bool, dtype=np.float64) -> bool:
-    """Whether the kernel a call in ``d`` dimensions on ``dtype`` points would run is compiled
-    in this process (the generated one at a common time with d <= 4, else the generic one)."""
+def compiled_for(d: int, per_point: bool, dtype=np.float64, K: int | None = None) -> bool:
+    """Whether the kernel a call in ``d`` dimensions on ``dtype`` points for K components would
+    run is compiled in this process (the generated one at a common time with d <= 4, else the
+    generic one)."""
     # (mid-sized calls run on the calling thread, in whichever variant is compiled: _launch)
     if not per_point and _generated.applies(d, 1):
-        return _generated.is_loaded(d, dtype) and bool(_drivers.block_driver_serial.signatures
+        return _generated.is_loaded(d, dtype, K) and bool(_drivers.block_driver_serial.signatures
                                                        or _drivers.block_driver.signatures)
     return bool(_serial_kernel.signatures or _fused_kernel.signatures)
 
@@ -304,15 +305,17 @@ def _generated_terms(x, st, a, s2, want):
     if mt is None:
         mt = st["projected"] = projected_means(st["means"], U)
     dt = x.dtype  # float64, or float32 for the float32 kernel
-    key = (float(a), float(s2), dt.char)  # the last call's constants are kept (~2 us a call)
+    K = logw.shape[0]
+    chunk = _generated.chunk_size(d, K)
+    key = (float(a), float(s2), dt.char, chunk)  # the last call's constants are kept (~2 us)
     hit = st.get("generated_constants", (None, None))
-    P = hit[1] if hit[0] == key else _generated.constants(U, lam, mt, logw, a, s2, dt)
+    P = hit[1] if hit[0] == key else _generated.constants(U, lam, mt, logw, a, s2, dt, chunk)
     st["generated_constants"] = (key, P)
-    fn = _generated.block_function(d, dt).address
+    fn = _generated.block_function(d, dt, K).address
     out_logp = np.empty(N if "logp" in want else 0, dt)
     out_score = np.empty((N, d) if "score" in want else (0, d), dt)
     out_lap = np.empty(N if "laplacian" in want else 0, dt)
-    nk = P.shape[0] // _generated.chunk_size(d)
+    nk = P.shape[0] // chunk
     flags = ("logp" in want, "score" in want, "laplacian" in want)
     _launch(N * logw.shape[0], _drivers.block_driver_serial, _drivers.block_driver,
             (x, P, nk, fn, *flags), N, _generated.BLOCK, (out_logp, out_score, out_lap))

@@ -6,8 +6,9 @@ per (point, component) pair on one Zen 3 core, several times the exponential it 
 small d this module writes the same maths as straight-line code: one loop over the points of a
 block whose body keeps the point, a chunk of components' log-weights and gradients and the
 running sums in registers; LLVM vectorises the loop over points (4 float64 per AVX2 register).
-The code depends on d (and the dtype) only: components come in chunks of :func:`chunk_size`
-through a run-time loop, so one compiled function serves every K.
+The code depends on d, the dtype and the chunk only: components come in chunks of
+:func:`chunk_size` through a run-time loop, so one compiled function serves every K from 4 (or
+8) up; fewer components get a chunk of their own size.
 
 Maths, at a common time (``a``, ``s^2``), with :math:`\lambda_k = a^2\Lambda_k + s^2`,
 :math:`z_k = U_k^\top x - a U_k^\top \mu_k` and :math:`y'_k = z_k / \sqrt{2\lambda_k}`:
@@ -119,16 +120,25 @@ def _is_f32(dtype) -> bool:
     return np.dtype(dtype) == np.float32
 
 
-def chunk_size(d: int) -> int:
-    """Components per two-pass chunk of the kernel for dimension d (a compile-time constant).
+def chunk_size(d: int, K: int | None = None) -> int:
+    """Components per two-pass chunk of the kernel for dimension d (a compile-time constant),
+    for a mixture of K components (None: the chunk of large K).
 
     The chunk's log-weights and gradients live in vector registers. With 16 of them (AVX2)
     4 components beat 1, 2 and 8 for d = 2..4 (one Zen 3 core, measured). Compiled for 512-bit
     vectors (:mod:`scorebench._vector_width`: AVX-512, 32 registers) 8 components run
     10-20 % faster than 4 for d <= 3 and K = 64, 0-12 % for K = 8, and 15-25 % slower for d = 4
-    (one Sapphire-Rapids-class core, float64 and float32, measured).
+    (one Sapphire-Rapids-class core, float64 and float32, measured). A mixture of fewer
+    components gets the smallest power of two that holds them (padding components cost a full
+    component each: K = 1 in chunks of 4 took 4x the time it needs).
     """
-    return 8 if d <= 3 and _vector_width.STATE.get("bits") == 512 else 4
+    full = 8 if d <= 3 and _vector_width.STATE.get("bits") == 512 else 4
+    if K is None:
+        return full
+    chunk = 1
+    while chunk < min(K, full):
+        chunk *= 2
+    return chunk
 
 
 def applies(d: int, K: int) -> bool:
@@ -141,9 +151,9 @@ def n_params(d: int) -> int:
     return 2 * d * d + 2 * d + 2
 
 
-def constants(U, lam, mt, logw, a, s2, dtype=np.float64):
-    r"""The per-component constants at a common time, padded to a multiple of
-    :func:`chunk_size`.
+def constants(U, lam, mt, logw, a, s2, dtype=np.float64, chunk=None):
+    r"""The per-component constants at a common time, padded to a multiple of ``chunk``
+    (default :func:`chunk_size` for the mixture's K).
 
     Row k holds :math:`U_k^\top` and :math:`V_k = -\sqrt2\, \mathrm{diag}(\lambda_k^{-1/2})
     U_k^\top` (row-major), :math:`n_k =
@@ -159,7 +169,7 @@ def constants(U, lam, mt, logw, a, s2, dtype=np.float64):
     Computed in float64 and rounded once to ``dtype`` (float32 for the float32 kernel).
     """
     K, d = mt.shape
-    ch = chunk_size(d)
+    ch = chunk_size(d, K) if chunk is None else chunk
     P = np.zeros((-(-K // ch) * ch, n_params(d)))
     _fill_constants(U, lam, mt, logw, float(a), float(s2), P)
     return P.astype(np.float32) if _is_f32(dtype) else P
@@ -196,10 +206,10 @@ def _helpers_hash() -> str:
     return h.hexdigest()[:16]
 
 
-def _chunk_lines(d, first, ind):
-    """Straight-line code of one chunk for one point: into the running sums m, sw, M2, mu
-    (``first``), or into mc, swc, M2c, nu followed by the merge."""
-    ks = range(chunk_size(d))
+def _chunk_lines(d, chunk, first, ind):
+    """Straight-line code of one chunk of ``chunk`` components for one point: into the running
+    sums m, sw, M2, mu (``first``), or into mc, swc, M2c, nu followed by the merge."""
+    ks = range(chunk)
     out = []
     for k in ks:
         for r in range(d):
@@ -245,17 +255,21 @@ def _chunk_lines(d, first, ind):
     return [ind + line for line in out]
 
 
-def block_source(d: int, dtype=np.float64) -> str:
-    """Python source of the generated kernel for dimension d and ``dtype`` (float64 or float32:
-    every value of the float32 kernel is a float32; see the module docstring)."""
+def block_source(d: int, dtype=np.float64, chunk: int | None = None) -> str:
+    """Python source of the generated kernel for dimension d, ``dtype`` (float64 or float32:
+    every value of the float32 kernel is a float32; see the module docstring) and ``chunk``
+    components per chunk (default :func:`chunk_size` of large K)."""
     if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
         raise ValueError(f"d: expected an int >= 1, got {d!r}")
+    chunk = chunk_size(d) if chunk is None else chunk
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise ValueError(f"chunk: expected an int >= 1, got {chunk!r}")
     f32 = _is_f32(dtype)
     npt = "np.float32" if f32 else "np.float64"
     exp_import = ("from scorebench.analytic._numba_exp import fast_exp_f32 as exp_le0"
                   if f32 else "from scorebench.analytic._numba_exp import exp_le0")
     I2, I3, I4, I5 = (" " * n for n in (4, 8, 12, 16))
-    B, NP, CHUNK = BLOCK, n_params(d), chunk_size(d)
+    B, NP, CHUNK = BLOCK, n_params(d), int(chunk)
     state = ["m", "sw", "M2"] + [f"mu{c}" for c in range(d)]
     out = [
         f"# generated by scorebench.analytic._unrolled_mixture_numba; helpers {_helpers_hash()}",
@@ -301,7 +315,7 @@ def block_source(d: int, dtype=np.float64) -> str:
         out += [f"{I5}x{c} = XT[{c}, b]" for c in range(d)]
         if not first:
             out += [f"{I5}{name} = ST[{i}, b]" for i, name in enumerate(state)]
-        out += _chunk_lines(d, first, I5)
+        out += _chunk_lines(d, CHUNK, first, I5)
         out += [f"{I5}ST[{i}, b] = {name}" for i, name in enumerate(state)]
     # the outputs, one array per loop (LLVM vectorises a loop only when its arrays provably
     # do not overlap, and gives up beyond a few run-time checks)
@@ -325,18 +339,19 @@ def block_source(d: int, dtype=np.float64) -> str:
 _FUNCTIONS: dict = {}
 
 
-def is_loaded(d: int, dtype=np.float64) -> bool:
-    """Whether the generated kernel for dimension d and ``dtype`` is compiled (or loaded) in
-    this process."""
-    return (int(d), _is_f32(dtype)) in _FUNCTIONS
+def is_loaded(d: int, dtype=np.float64, K: int | None = None) -> bool:
+    """Whether the generated kernel for dimension d, ``dtype`` and a mixture of K components
+    (None: large K) is compiled (or loaded) in this process."""
+    return (int(d), _is_f32(dtype), chunk_size(int(d), K)) in _FUNCTIONS
 
 
-def block_function(d: int, dtype=np.float64):
-    """The generated ``cfunc`` for dimension d and ``dtype``, compiled (or loaded from disk)
-    once."""
-    key = (int(d), _is_f32(dtype))
+def block_function(d: int, dtype=np.float64, K: int | None = None):
+    """The generated ``cfunc`` for dimension d, ``dtype`` and a mixture of K components (its
+    chunk is :func:`chunk_size`; None: large K), compiled (or loaded from disk) once."""
+    chunk = chunk_size(int(d), K)
+    key = (int(d), _is_f32(dtype), chunk)
     fn = _FUNCTIONS.get(key)
     if fn is None:
-        name = ("sb_mixture_f32_d" if key[1] else "sb_mixture_d") + str(key[0])
-        fn = _FUNCTIONS[key] = import_generated(name, block_source(key[0], dtype)).block
+        name = ("sb_mixture_f32_d" if key[1] else "sb_mixture_d") + f"{key[0]}_c{chunk}"
+        fn = _FUNCTIONS[key] = import_generated(name, block_source(key[0], dtype, chunk)).block
     return fn

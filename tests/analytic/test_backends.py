@@ -368,7 +368,7 @@ def test_mid_sized_batches_move_to_numba_after_enough_numpy_work(monkeypatch):
     next one loads the numba kernel even though it is not compiled yet; small calls stay numpy."""
     from scorebench.analytic import _mixture_numba
 
-    monkeypatch.setattr(_mixture_numba, "compiled_for", lambda d, per_point, dtype: False)
+    monkeypatch.setattr(_mixture_numba, "compiled_for", lambda d, per_point, dtype, K: False)
     monkeypatch.setattr(_backends, "_numpy_pairs", 0)
     mid = 2048  # x 8 components = 2^14 pairs per call
     calls = _backends._NUMPY_PAIRS_BEFORE_NUMBA // (mid * 8)

@@ -74,7 +74,7 @@ def _assert_matches(got, ref, scale_s, scale_l, rtol):
 
 
 @pytest.mark.parametrize("d", [1, 2, 3, 4])
-@pytest.mark.parametrize("K", [1, 4, 5, 9, 40])
+@pytest.mark.parametrize("K", [1, 2, 4, 5, 9, 40])
 def test_generated_kernel_matches_numpy_reference(d, K):
     mix = _mixture(d, K, 100 * d + K)
     a, s2 = 0.8, 0.3
@@ -94,6 +94,27 @@ def test_generated_and_generic_numba_kernels_agree(monkeypatch):
     monkeypatch.setattr(gen, "applies", lambda d, K: False)
     generic = mixture_terms_numba(*args, WANT)
     _assert_matches(got, generic, *_scales(mix, 0.6, 0.5, x), 1e-12)
+
+
+def test_small_mixtures_get_a_chunk_of_their_own_size(monkeypatch):
+    full = gen.chunk_size(2)
+    assert full in (4, 8) and gen.chunk_size(2, 10**6) == full
+    assert [gen.chunk_size(2, K) for K in (1, 2, 3, 4)] == [1, 2, 4, 4]
+    assert gen.chunk_size(4, 7) == 4  # d = 4 keeps 4 components a chunk at any width
+    mix = _mixture(2, 1, 3)
+    x = _points(mix, 0.7, 0.4, 300, 2)
+    got = mixture_terms_numba(*_args(mix, x, 0.7, 0.4), WANT)
+    assert gen.is_loaded(2, np.float64, 1)  # the one-component kernel ran
+    ref = mixture_terms(*_args(mix, x, 0.7, 0.4), WANT)
+    _assert_matches(got, ref, *_scales(mix, 0.7, 0.4, x), 1e-12)
+    # the same mixture in a chunk of 4 (three padding components of weight exactly 0): the
+    # same numbers to the last bit
+    real = gen.chunk_size
+    monkeypatch.setattr(gen, "chunk_size", lambda d, K=None: real(d, None if K == 1 else K))
+    padded = mixture_terms_numba(*_args(mix, x, 0.7, 0.4), WANT)
+    assert gen.is_loaded(2, np.float64, None)
+    for name in WANT:
+        assert np.array_equal(padded[name], got[name]), name
 
 
 def test_generated_kernel_is_used_for_common_times_and_small_d_only(monkeypatch):
@@ -164,7 +185,7 @@ def test_float32_kernel_matches_the_reference_to_float32_accuracy(d, K):
     x = x32.astype(np.float64)
     got = mixture_terms_numba(*_args(mix, x32, a, s2), WANT)
     assert all(v.dtype == np.float32 for v in got.values())
-    assert gen.is_loaded(d, np.float32)  # computed by the float32 kernel, not rounded float64
+    assert gen.is_loaded(d, np.float32, K)  # computed by the float32 kernel, not rounded float64
     ref = mixture_terms(*_args(mix, x, a, s2), WANT)
     got64 = {k: v.astype(np.float64) for k, v in got.items()}
     scale_s, scale_l = _scales(mix, a, s2, x)
