@@ -30,6 +30,17 @@ def test_choice_rules(setting, features, bits):
     assert vw.wanted_bits(setting, features) == bits
 
 
+@pytest.mark.parametrize("features, cpu_name, bits", [
+    ({**CLIENT_AVX512, "vendor-amd": True}, "", 512),  # /proc/cpuinfo's view of a Zen 4
+    (CLIENT_AVX512, "znver4", 512), (CLIENT_AVX512, "znver5", 512),  # LLVM's view
+    ({**AVX2, "vendor-amd": True}, "znver3", 256),  # AMD without AVX-512
+    (CLIENT_AVX512, "icelake-client", 256),
+])
+def test_amd_cpus_with_avx512_get_512_bits(features, cpu_name, bits):
+    assert vw.wanted_bits("auto", features, cpu_name) == bits
+    assert vw.wanted_bits("256", features, cpu_name) == 256
+
+
 def test_512_without_avx512_is_refused():
     with pytest.raises(ValueError, match="SCOREBENCH_VECTOR_BITS: 512 needs AVX-512"):
         vw.wanted_bits("512", AVX2)
@@ -83,7 +94,8 @@ def test_real_linux_flags_agree_with_llvm(monkeypatch):
 
     host = ll.get_host_cpu_features()
     assert flags["avx512f"] == bool(host.get("avx512f"))
-    assert vw.wanted_bits("auto", flags) == vw.wanted_bits("auto", dict(host.items()))
+    assert vw.wanted_bits("auto", flags) == vw.wanted_bits("auto", dict(host.items()),
+                                                           ll.get_host_cpu_name())
 
 
 def test_512_sets_the_host_name_and_lifts_only_the_preference(monkeypatch):
@@ -124,7 +136,8 @@ def test_numba_imported_but_idle_is_still_configured():
             "print(scorebench._vector_width.STATE['bits'])")
     import llvmlite.binding as ll
 
-    auto = vw.wanted_bits("auto", dict(ll.get_host_cpu_features().items()))
+    auto = vw.wanted_bits("auto", dict(ll.get_host_cpu_features().items()),
+                          ll.get_host_cpu_name())
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("NUMBA_CPU_") and k != "SCOREBENCH_VECTOR_BITS"}
     run = lambda code: subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
@@ -148,9 +161,14 @@ mix = GaussianMixture(np.full(8, 1 / 8), rng.normal(size=(8, 2)) * 2,
                       np.einsum("kij,klj->kil", A, A) * 0.1 + 0.01 * np.eye(2))
 x = rng.normal(size=(4096, 2)) * 2
 s, lap = MixtureOracle(mix, VPSDE(), backend="numba").score_and_laplacian(x, 0.3)
+# three components: a chunk of 4 at either width (eight are summed in one chunk of 8 with
+# 512-bit vectors and in two of 4 otherwise: the same sums in another order)
+mix3 = GaussianMixture(np.full(3, 1 / 3), mix.means[:3], mix.covs[:3])
+s3, lap3 = MixtureOracle(mix3, VPSDE(), backend="numba").score_and_laplacian(x, 0.3)
 print(json.dumps({"bits": _vector_width.STATE["bits"],
                   "lifted": "-prefer-256-bit" in (config.CPU_FEATURES or ""),
-                  "values": np.concatenate([s.ravel(), lap]).tolist()}))
+                  "values": np.concatenate([s.ravel(), lap]).tolist(),
+                  "values3": np.concatenate([s3.ravel(), lap3]).tolist()}))
 """
 
 
@@ -165,12 +183,18 @@ def _probe(setting):
 def test_import_configures_numba_and_results_do_not_depend_on_the_width():
     import llvmlite.binding as ll
 
-    auto = vw.wanted_bits("auto", dict(ll.get_host_cpu_features().items()))
+    auto = vw.wanted_bits("auto", dict(ll.get_host_cpu_features().items()),
+                          ll.get_host_cpu_name())
     wide, narrow = _probe("auto"), _probe("256")
     assert wide["bits"] == auto and wide["lifted"] == (auto == 512)
     assert narrow["bits"] == 256 and not narrow["lifted"]
     # per-lane arithmetic, no reassociation: the same numbers bit for bit at either width
-    assert np.array_equal(np.array(wide["values"]), np.array(narrow["values"]))
+    assert np.array_equal(np.array(wide["values3"]), np.array(narrow["values3"]))
+    # except where the chunk of components depends on the width: the same sums in another
+    # order, each O(1) term rounded to ~1e-16 relative, 8 of them and a merge: < 1e-13
+    # relative to max(1, |value|) (measured: 1.2e-15)
+    w, n = np.array(wide["values"]), np.array(narrow["values"])
+    assert np.max(np.abs(w - n) / np.maximum(1.0, np.abs(n))) < 1e-13
 
 
 _ALIGN_PROBE = r"""
