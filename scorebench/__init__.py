@@ -19,8 +19,9 @@ call by default, and a numba kernel called in that window ran 1.6x slower (d = 1
 score, 2 cores: 5.3 ms against 3.4 ms after a numpy matrix product; 3.5 ms with 2^16).
 
 And, before numba is imported, it picks the vector width numba's kernels compile with
-(:mod:`scorebench._vector_width`: 512-bit on Sapphire-Rapids-class CPUs, else LLVM's 256-bit
-default; ``SCOREBENCH_VECTOR_BITS`` overrides, user-set ``NUMBA_CPU_*`` variables win).
+(:mod:`scorebench._vector_width`: 512-bit on Sapphire-Rapids-class CPUs and AMD CPUs with
+AVX-512, else LLVM's default; ``SCOREBENCH_VECTOR_BITS`` overrides, user-set ``NUMBA_CPU_*``
+variables win).
 """
 
 import os as _os
