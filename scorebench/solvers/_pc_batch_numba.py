@@ -33,7 +33,7 @@ from scorebench.analytic._bare_arrays_numba import bare, touch
 from ._lane_normals_numba import lanes_normal_pairs
 from ._numba_math import seed_stream
 from ._numba_precision import like
-from ._sampling_lanes_numba import LANES, block_scratch, score_block, store_states
+from ._sampling_lanes_numba import LANES, block_scratch, load_noise, score_block, store_states
 
 __all__ = ["pc_batch_driver"]
 
@@ -80,9 +80,10 @@ def _pass_chunk(XS, nlast, c0, c1, mode, st, j, pend, coef, dW, zc, use_dw, rs, 
         score_block(Xs, coef[r, 4], coef[r, 5], diag, shared, mT, W, lamT, logw, unrolled, score_fn,
                     work, INV, C, TR, U, L, P, SC)
         if use_dw:
-            for b in range(nb):
-                for i in range(d):
-                    Zb[i, b] = dW[st, lo + b, i] if mode == 0 else zc[st, j, lo + b, i]
+            if mode == 0:
+                load_noise(dW[st, lo:lo + nb], Zb)
+            else:
+                load_noise(zc[st, j, lo:lo + nb], Zb)
         else:
             for i in range(0, d, 2):
                 lanes_normal_pairs(rs[blk], Zb, i, nb)

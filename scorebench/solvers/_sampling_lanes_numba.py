@@ -22,7 +22,8 @@ from ._numba_math import seed_stream
 from ._numba_precision import like
 from ._unrolled_score_numba import array_ptr, call_score
 
-__all__ = ["LANES", "score_block", "block_scratch", "em_kernel", "load_states", "store_states"]
+__all__ = ["LANES", "score_block", "block_scratch", "em_kernel", "load_noise", "load_states",
+           "store_states"]
 
 LANES = 64
 _FM = {"contract"}
@@ -111,9 +112,10 @@ def _em_block(x, lo, nb, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, s
             score_block(Xb, coef[r, 4], coef[r, 5], diag, shared, mT, W, lamT, logw, unrolled,
                         score_fn, work, INV, C, TR, U, L, P, SC)
             if use_dw:  # the noise of this sub-step
-                for b in range(nb):
-                    for i in range(d):
-                        Zb[i, b] = dW[st, lo + b, i] if j < 0 else zc[st, j, lo + b, i]
+                if j < 0:
+                    load_noise(dW[st, lo:lo + nb], Zb)
+                else:
+                    load_noise(zc[st, j, lo:lo + nb], Zb)
             else:
                 for i in range(0, d, 2):
                     lanes_normal_pairs(rs, Zb, i, nb)
@@ -142,6 +144,16 @@ def _em_block(x, lo, nb, coef, alpha, dW, zc, use_dw, seed, n_corr, snr, diag, s
             out[lo + b, i] = Xb[i, b]
     touch(keep)
     return zero
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def load_noise(src, Zb):
+    """``Zb[:, :n] = src.T`` for the n rows of ``src`` (the given noise of a block's samples),
+    through a view: indexing ``dW[st, lo + b, i]`` made numba wrap a possibly negative index at
+    every element (see docs/internals.md, vectorisation pitfalls)."""
+    for b in range(src.shape[0]):
+        for i in range(src.shape[1]):
+            Zb[i, b] = src[b, i]
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
