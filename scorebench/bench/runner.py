@@ -114,9 +114,12 @@ def run_case(case: Case, sizes, bounds, memory, progress=None) -> list:
     work-precision sweep, whether its family reached the target); the remaining repeats then
     go round-robin over the implementations (:func:`_interleaved_repeats`), so that a change of
     load on a shared machine during the case falls on all rows alike and the ratios between
-    them, the figures the bench is for, stay fair. A call faster than 10 ms is timed in bursts
-    of back-to-back calls lasting ~10 ms (``calls_per_timing`` in its row, sized from a second,
-    warm call), per call.
+    them, the figures the bench is for, stay fair. A call whose first run took under 0.5 s runs
+    a second time, warm, before the rounds: that run sizes the bursts, and a call faster than
+    10 ms is timed in bursts of back-to-back calls lasting ~10 ms (``calls_per_timing`` in its
+    row), per call; a slower one has the warm run as its first timing (the cold first run,
+    which also measured memory, is in no timing). Calls from 0.5 s on keep their first run as
+    a timing (the budget).
     """
     rows, reached, timed = [], set(), []
     for impl in case.impls:
@@ -139,16 +142,18 @@ def run_case(case: Case, sizes, bounds, memory, progress=None) -> list:
                            memory_method=memory.method, max_err=max_err, mean_err=mean_err,
                            work=out.work, extra=extra)
                 _set_bound(row, bounds)
-                calls = _calls_per_timing(first.times[0])
-                if calls > 1:
-                    # a short call: its timings are bursts of calls (timeit's way), per call,
-                    # sized from a warm call (the first one ran cold and measured memory, and
-                    # gave bursts well under the intended length)
+                # a short call's timings are bursts of calls (timeit's way), per call, sized from
+                # a second, warm call: the first one ran cold and measured memory (a 2.6 ms call
+                # took 12.8 ms cold, was then timed alone after each peer's run, and lost a
+                # third of its speed to cold caches); a slow call keeps its first run as a timing
+                times = list(first.times)
+                if first.times[0] < _WARM_PROBE_S:
                     t0 = time.perf_counter()
                     impl.run()
-                    calls = _calls_per_timing(min(first.times[0], time.perf_counter() - t0))
+                    times = [time.perf_counter() - t0]
+                calls = _calls_per_timing(min(times[0], first.times[0]))
                 row["calls_per_timing"] = calls
-                timed.append((row, impl.run, list(first.times) if calls == 1 else []))
+                timed.append((row, impl.run, times if calls == 1 else []))
                 if case.target is not None and max_err <= case.target:
                     reached.add(impl.family)
             except Exception as exc:  # a failing implementation is a row, not the end of the bench
@@ -174,6 +179,7 @@ def run_case(case: Case, sizes, bounds, memory, progress=None) -> list:
 # cooled by the other implementations more than the kernel itself
 _BURST_S = 0.01
 _MAX_CALLS = 1000
+_WARM_PROBE_S = 0.5  # first runs shorter than this get a second, warm run before timing
 
 
 def _calls_per_timing(first_s: float) -> int:

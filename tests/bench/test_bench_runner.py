@@ -35,8 +35,9 @@ def test_repeats_go_round_robin_after_each_first_run():
     calls = []
     sizes = SimpleNamespace(repeats=3, budget_s=1e9)
     rows = run_case(_case(calls), sizes, bounds=None, memory=PeakMemory())
-    # warm-up and first run per implementation (accuracy), then rounds a, b, a, b
-    assert calls == ["a-warm", "a", "b-warm", "b", "a", "b", "a", "b"]
+    # warm-up, first run (accuracy) and a warm run (the first timing) per implementation, then
+    # rounds a, b, a, b
+    assert calls == ["a-warm", "a", "a", "b-warm", "b", "b", "a", "b", "a", "b"]
     a, b, c = rows
     assert a["repeats"] == b["repeats"] == 3 and c["status"] == "skipped"
     assert a["max_err"] == 0.0 and b["max_err"] == 0.5
@@ -47,11 +48,12 @@ def test_repeats_go_round_robin_after_each_first_run():
 def test_an_implementation_failing_on_a_repeat_becomes_an_error_row_and_the_rest_go_on():
     calls = []
     sizes = SimpleNamespace(repeats=4, budget_s=1e9)
-    rows = run_case(_case(calls, fail_on_call=("b", 2)), sizes, bounds=None, memory=PeakMemory())
+    # b's third call: its first run and its warm run pass, its first repeat raises
+    rows = run_case(_case(calls, fail_on_call=("b", 3)), sizes, bounds=None, memory=PeakMemory())
     a, b, _ = rows
     assert b["status"] == "error" and "on a repeat" in b["note"] and "boom" in b["note"]
     assert a["status"] == "ok" and a["repeats"] == 4
-    assert calls.count("b") == 2  # not called again after it failed
+    assert calls.count("b") == 3  # not called again after it failed
     assert a["speedup_vs_best_peer"] is None  # the only peer failed: no ratio
 
 
@@ -67,3 +69,22 @@ def test_short_calls_are_timed_in_bursts_and_reported_per_call():
     assert a["repeats"] == 3 and a["wall_max_s"] < 1e-3  # per call, not per burst
     slow, _, _ = run_case(_case([], seconds=0.011), sizes, bounds=None, memory=PeakMemory())
     assert slow["calls_per_timing"] == 1 and slow["wall_min_s"] >= 0.011
+
+
+def test_a_slow_cold_first_run_neither_counts_nor_stops_burst_timing():
+    """The first run ran cold (here 30 ms); warm calls take ~0: they are timed in bursts, and
+    the cold run is in no timing."""
+    calls = []
+    sizes = SimpleNamespace(repeats=3, budget_s=1e9)
+
+    def run():
+        calls.append("a")
+        time.sleep(0.03 if len(calls) == 1 else 0.0)
+        return Outcome(np.array([1.0]), nfe=1)
+
+    case = Case("x", "toy", {}, [Impl("a", "scorebench", run=run)],
+                errors=lambda v: (0.0, 0.0), error_metric="abs", items=1.0, unit="points")
+    (row,) = run_case(case, sizes, bounds=None, memory=PeakMemory())
+    assert row["calls_per_timing"] >= 2 and row["repeats"] == 3
+    assert row["wall_max_s"] < 0.01  # per call, and not the cold run's 30 ms
+    assert len(calls) == 2 + 3 * row["calls_per_timing"]
