@@ -16,7 +16,7 @@ from numba import njit
 from ._mixture_lanes_numba import lanes_score, lanes_score_diag_shared, lanes_time_setup
 from ._numba_math import fast_exp, fast_log
 from ._numba_precision import like
-from ._sde_coeffs_numba import lanes_coeffs
+from ._sde_coeffs_numba import lanes_coeffs_as
 from ._unrolled_score_numba import array_ptr, call_score
 
 __all__ = ["rhs", "prepare", "lo", "hi"]
@@ -42,7 +42,8 @@ def rhs(tt, Y, out, code, params, diag, shared, mT, W, lamT, logw, work, INV, C,
 
     With ``unrolled`` the score and Laplacian come from ``score_fn``, the address of the
     generated :mod:`._unrolled_score_numba` function for this (d, K). The SDE coefficients are
-    computed in float64 (times are float64) and rounded once to the state's dtype; with
+    computed in float64 for a float64 state and in float32 (from float64 times) for a float32
+    one (:func:`~._sde_coeffs_numba.lanes_coeffs_as`); with
     ``same_times`` (``tt`` as in the previous call: stages 5 and 6 both sit at t + h) those of
     the previous call are reused.
     """
@@ -51,14 +52,8 @@ def rhs(tt, Y, out, code, params, diag, shared, mT, W, lamT, logw, work, INV, C,
     # twelve (B,) arrays, no views made per call: float64 coefficients, the same in the state's
     # dtype, scratch
     F, G2, A, S2, Fd, G2d, Ad, S2d, tmp, M, S, LAP = work
-    if not same_times:
-        lanes_coeffs(code, params, tt, F, G2, A, S2)
-        for b in range(B):  # at most three arrays written per SIMD loop
-            Ad[b] = like(A[b], Y)
-            S2d[b] = like(S2[b], Y)
-        for b in range(B):
-            Fd[b] = like(F[b], Y)
-            G2d[b] = like(0.5 * G2[b], Y)
+    if not same_times:  # float64 state: float64 coefficients; float32: computed in float32
+        lanes_coeffs_as(code, params, tt, F, G2, A, S2, Fd, G2d, Ad, S2d)
     if unrolled:
         call_score(score_fn, array_ptr(Y), array_ptr(Ad), array_ptr(S2d), array_ptr(mT),
                    array_ptr(lamT), array_ptr(logw), array_ptr(out), array_ptr(LAP), B)
