@@ -124,6 +124,8 @@ class Sizes:
     # time the numpy reference kernel as a row of (e) (7 s of the quick run at d = K = 64: quick
     # leaves it out, to stay within its 3 minutes from a fresh install)
     kernel_numpy_row: bool = True
+    # burst-timed (short) calls get at least this many timings (runner._interleaved_repeats)
+    min_burst_repeats: int = 1
 
 
 # rtol = atol of the work-precision sweep: a 1-2-5 sequence, the same for every implementation,
@@ -134,7 +136,7 @@ _WP_125 = (1e-4, 5e-5, 2e-5, 1e-5, 5e-6, 2e-6, 1e-6)
 
 SIZES = {
     "full": Sizes(
-        repeats=5, budget_s=60.0, n_loglik=10_000, wp_n=10_000,
+        repeats=5, min_burst_repeats=9, budget_s=60.0, n_loglik=10_000, wp_n=10_000,
         wp_rtols=_WP_125 + (5e-7, 2e-7, 1e-7, 1e-8),
         n_loglik_16d=2_000, n_sample=100_000, sample_steps=1000, n_kernel=100_000,
         kernel_dims=(2, 16, 64), kernel_Ks=(8, 64), scale_N=(1_000, 10_000, 100_000, 1_000_000),
@@ -142,7 +144,8 @@ SIZES = {
         scale_K=(1, 2, 4, 8, 16, 32, 64, 128, 256), scale_K_n=100_000, accuracy_rows=5_000,
     ),
     "quick": Sizes(
-        repeats=3, budget_s=2.0, n_loglik=10_000, wp_n=2_000, wp_rtols=_WP_125 + (1e-7,),
+        repeats=3, min_burst_repeats=7, budget_s=2.0, n_loglik=10_000, wp_n=2_000,
+        wp_rtols=_WP_125 + (1e-7,),
         n_loglik_16d=500, n_sample=20_000, sample_steps=200, n_kernel=20_000,
         kernel_dims=(2, 16, 64), kernel_Ks=(8, 64), scale_N=(1_000, 10_000, 100_000),
         scale_chunk=50_000, scale_d=(2, 8, 32, 128), scale_d_n=5_000,
