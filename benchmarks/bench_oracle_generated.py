@@ -4,7 +4,7 @@
         -p no:cacheprovider -s
 
 Score and Laplacian of N = 20,000 points of p_t (VP, t = 0.1) for d in {1, 2, 3, 4} and
-K in {8, 64}, full random covariances (``scorebench.bench.workloads.random_mixture``), through
+K in {8, 64}, and d = 2 with K = 1, full random covariances (``scorebench.bench.workloads.random_mixture``), through
 :func:`~scorebench.analytic._mixture_numba.mixture_terms_numba` at a common time: ``generated``
 (:mod:`scorebench.analytic._unrolled_mixture_numba`, what the oracle runs) and ``generic`` (the
 same call with the generated kernel switched off). ``extra_info`` holds ns per (point,
@@ -26,7 +26,8 @@ from scorebench.analytic.sde import VPSDE
 from scorebench.bench.workloads import random_mixture
 
 N, T = 20_000, 0.1
-CASES = [(d, K) for d in (1, 2, 3, 4) for K in (8, 64)]
+# K = 1: the generated kernel's one-component chunk (it used to pad K = 1 to 4 components)
+CASES = [(d, K) for d in (1, 2, 3, 4) for K in (8, 64)] + [(2, 1)]
 WANT = ("score", "laplacian")
 RESULTS: dict = {}
 
