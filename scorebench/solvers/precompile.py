@@ -97,6 +97,8 @@ def compile_group(name: str) -> None:
         for d in range(1, MAX_D + 1):
             for dt in (np.float64, np.float32):
                 block_function(d, dt)
+        for K in (1, 2, 4):  # fewer components than a chunk, in 2-D (the bench's K curve; ~1 s)
+            block_function(2, np.float64, K)
 
 
 def _source_hash() -> str:
