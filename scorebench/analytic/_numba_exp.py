@@ -107,11 +107,10 @@ _MANT_BITS = np.int32(23)
 
 
 @njit(cache=True, fastmath={"contract"}, inline="always")
-def fast_exp_f32(x):
-    """exp(x) for float32 x in float32, branch-free; 0 below -80 (see the module docstring)."""
-    flush = x < _X_LO
-    x = _X_LO if flush else x
-    x = _X_HI if x > _X_HI else x  # explicit select (see _numba_math._exp_parts)
+def _exp_parts_f32(x):
+    r"""``(r, P(r), 2^n)`` for a float32 ``x`` in [-80, 88]: :math:`x = n \ln 2 + r` (Cody-Waite
+    with Cephes' two-part :math:`\ln 2`, round to nearest by the shifter) and Cephes'
+    polynomial, :math:`e^r = 1 + r + r^2 P(r)`."""
     ys = x * _LOG2E32 + _SHIFTER32
     nf = ys - _SHIFTER32
     n = _f32_as_i32(ys) - _SHIFTER_BITS32
@@ -122,8 +121,18 @@ def fast_exp_f32(x):
     p = p * r + _P[3]
     p = p * r + _P[4]
     p = p * r + _P[5]
+    return r, p, _i32_as_f32((n + _BIAS) << _MANT_BITS)
+
+
+@njit(cache=True, fastmath={"contract"}, inline="always")
+def fast_exp_f32(x):
+    """exp(x) for float32 x in float32, branch-free; 0 below -80 (see the module docstring)."""
+    flush = x < _X_LO
+    x = _X_LO if flush else x
+    x = _X_HI if x > _X_HI else x  # explicit select (see _numba_math._exp_parts)
+    r, p, two_n = _exp_parts_f32(x)
     y = p * (r * r) + r + _ONE
-    y = y * _i32_as_f32((n + _BIAS) << _MANT_BITS)
+    y = y * two_n
     return _ZERO if flush else y
 
 
@@ -138,18 +147,8 @@ def exp_expm1_f32(x):
     x = 6, 1e-6 at x = 18)."""
     x = _X_LO if x < _X_LO else x
     x = _X_HI if x > _X_HI else x
-    ys = x * _LOG2E32 + _SHIFTER32
-    nf = ys - _SHIFTER32
-    n = _f32_as_i32(ys) - _SHIFTER_BITS32
-    r = (x - nf * _LN2_HI32) - nf * _LN2_LO32
-    p = _P[0]
-    p = p * r + _P[1]
-    p = p * r + _P[2]
-    p = p * r + _P[3]
-    p = p * r + _P[4]
-    p = p * r + _P[5]
+    r, p, two_n = _exp_parts_f32(x)
     q = p * (r * r) + r
-    two_n = _i32_as_f32((n + _BIAS) << _MANT_BITS)
     return two_n * q + two_n, two_n * q + (two_n - _ONE)
 
 
