@@ -74,12 +74,12 @@ D. H. D. West, "Updating mean and variance estimates: an improved method", Comm.
 
 from __future__ import annotations
 
-import threading
 
 import numba
 import numpy as np
 from numba import njit, prange
 
+from . import _numba_launch
 from . import _unrolled_mixture_drivers as _drivers
 from . import _unrolled_mixture_numba as _generated
 from ._mixture_numba_prep import BLAS_MIN_D as _BLAS_MIN_D
@@ -104,55 +104,6 @@ _WANTS = frozenset(("logp", "score", "laplacian"))
 _INVERSE_MAX_COND = 100.0
 # Products of this many eigenvalues cannot overflow when every eigenvalue is in [1e-38, 1e38].
 _LOGDET_GROUP = 8
-# The kernel releases the GIL (other Python threads run meanwhile), but one parallel launch at
-# a time: numba's fallback "workqueue" threading layer aborts on concurrent launches, and each
-# launch already uses every core.
-_LAUNCH_LOCK = threading.Lock()
-# Below this many (point, component) pairs a call runs on the calling thread alone: waking the
-# other threads costs more than they save, and on a loaded machine a parallel launch waits for
-# a descheduled thread (measured on 2 shared cores, 2 processes: 1.3 ms median for a launch
-# against 0.1-0.25 ms serial for up to 4096 points, K = 8).
-_SERIAL_WORK = 1 << 15
-
-
-_COMPILED: set = set()  # dispatchers seen with a compiled signature (they keep it)
-
-
-def _has_compiled(fn) -> bool:
-    """Whether the numba dispatcher ``fn`` has compiled (or loaded) anything in this process;
-    remembered once true (``fn.signatures`` builds a list: ~3 us a call, 10 % of a small
-    call's time)."""
-    if fn in _COMPILED:
-        return True
-    if fn.signatures:
-        _COMPILED.add(fn)
-        return True
-    return False
-
-
-def _launch(pairs, serial_fn, parallel_fn, args, n_items, block, outs):
-    """Run a call of ``pairs`` (point, component) pairs: small ones on the calling thread alone
-    (``serial_fn``), the rest as one parallel launch of ``parallel_fn`` over ``n_items`` points
-    in chunks of blocks of ``block``. A small call takes the parallel kernel on one thread
-    instead when only that one is compiled in this process (the serial one might need seconds
-    of compilation that the call would otherwise wait for)."""
-    if pairs < _SERIAL_WORK:
-        if _has_compiled(serial_fn) or not _has_compiled(parallel_fn):
-            serial_fn(*args, *outs)
-            return
-        with _LAUNCH_LOCK:
-            prev = numba.get_num_threads()
-            numba.set_num_threads(1)  # thread-local in numba
-            try:
-                parallel_fn(*args, 1, *outs)
-            finally:
-                numba.set_num_threads(prev)
-        return
-    with _LAUNCH_LOCK:
-        nchunks = max(1, min(-(-n_items // block), 4 * numba.get_num_threads()))
-        parallel_fn(*args, nchunks, *outs)
-
-
 @njit(fastmath=False, error_model="numpy", cache=True)
 def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a, s2, diag,
                 use_blas, use_inv, lgroup, want_logp, want_score, want_lap, block, out_logp,
@@ -338,7 +289,7 @@ def _generated_terms(x, st, a, s2, want):
     out_lap = np.empty(N if "laplacian" in want else 0, dt)
     nk = P.shape[0] // chunk
     flags = ("logp" in want, "score" in want, "laplacian" in want)
-    _launch(N * logw.shape[0], _drivers.block_driver_serial, _drivers.block_driver,
+    _numba_launch.launch(N * logw.shape[0], _drivers.block_driver_serial, _drivers.block_driver,
             (x, P, nk, fn, *flags), N, _generated.BLOCK, (out_logp, out_score, out_lap))
     out = {"logp": out_logp, "score": out_score, "laplacian": out_lap}
     return {name: out[name] for name in want}
@@ -420,6 +371,7 @@ def mixture_terms_numba(x, means, U, lam, logw, a, s2, want=("logp", "score")):
         consts = tuple(np.ascontiguousarray(c, dtype=np.float32) for c in consts)
     args = (x, *consts, diag, (not diag) and d >= _BLAS_MIN_D, use_inv, lgroup, "logp" in want,
             "score" in want, "laplacian" in want, block)
-    _launch(N * K, _serial_kernel, _fused_kernel, args, N, block, (out_logp, out_score, out_lap))
+    _numba_launch.launch(N * K, _serial_kernel, _fused_kernel, args, N, block,
+                         (out_logp, out_score, out_lap))
     out = {"logp": out_logp, "score": out_score, "laplacian": out_lap}
     return {name: out[name] for name in want}

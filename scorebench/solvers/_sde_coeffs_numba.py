@@ -193,10 +193,15 @@ def lanes_coeffs_f32(code, params, t, F, G2h, A, S2):
 
 
 def lanes_coeffs_as(code, params, t, F, G2, A, S2, Fd, G2h, Ad, S2d):
-    """``Fd``, ``G2h`` (= g^2 / 2), ``Ad``, ``S2d`` in their own dtype (numba only; see the
-    overload): float64 through :func:`lanes_coeffs` into the float64 scratch ``F, G2, A, S2``
-    and a copy, float32 through :func:`lanes_coeffs_f32`."""
-    raise NotImplementedError("numba only")
+    """``Fd``, ``G2h`` (= g^2 / 2), ``Ad``, ``S2d`` in their own dtype: float64 through
+    :func:`lanes_coeffs` into the float64 scratch ``F, G2, A, S2`` and a copy, float32 through
+    :func:`lanes_coeffs_f32`. numba code gets the branch for its dtype at compile time (the
+    overload below); called from Python it takes the same branch at run time."""
+    if np.asarray(Fd).dtype == np.float32:
+        lanes_coeffs_f32(code, params, t, Fd, G2h, Ad, S2d)
+        return
+    lanes_coeffs(code, params, t, F, G2, A, S2)
+    Ad[:], S2d[:], Fd[:], G2h[:] = A, S2, F, 0.5 * G2
 
 
 @overload(lanes_coeffs_as, inline="always")

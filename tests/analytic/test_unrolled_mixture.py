@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scorebench.analytic import _mixture_numba
+from scorebench.analytic import _mixture_numba, _numba_launch
 from scorebench.analytic import _unrolled_mixture_drivers as drivers
 from scorebench.analytic import _unrolled_mixture_numba as gen
 from scorebench.analytic._generated_modules import cache_dir
@@ -249,17 +249,15 @@ def test_block_source_rejects_a_bad_dimension(bad):
 def test_serial_and_parallel_launches_give_identical_numbers(monkeypatch, d, per_point):
     """Small calls run on the calling thread (serial drivers), large ones in parallel; a lane's
     arithmetic never depends on the launch, so the numbers are the same bit for bit."""
-    from scorebench.analytic import _mixture_numba
-
     mix = _mixture(d, 5, d)
     n = 700
     x = _points(mix, 0.8, 0.3, n, 9)
     a = np.full(n, 0.8) if per_point else 0.8
     s2 = np.full(n, 0.3) if per_point else 0.3
     args = (x, mix.means, mix.eigvecs, mix.eigvals, mix.log_weights, a, s2, WANT)
-    monkeypatch.setattr(_mixture_numba, "_SERIAL_WORK", 1 << 40)
+    monkeypatch.setattr(_numba_launch, "SERIAL_WORK", 1 << 40)
     serial = mixture_terms_numba(*args)
-    monkeypatch.setattr(_mixture_numba, "_SERIAL_WORK", 0)
+    monkeypatch.setattr(_numba_launch, "SERIAL_WORK", 0)
     parallel = mixture_terms_numba(*args)
     for key in WANT:
         np.testing.assert_array_equal(serial[key], parallel[key])
@@ -298,8 +296,6 @@ def test_small_calls_take_the_compiled_variant():
     the parallel one, with chunks for every thread."""
     import numba
 
-    from scorebench.analytic import _mixture_numba
-
     class Fake:
         def __init__(self, compiled):
             self.signatures = ["sig"] if compiled else []
@@ -308,17 +304,17 @@ def test_small_calls_take_the_compiled_variant():
         def __call__(self, *args):
             self.calls.append((args, numba.get_num_threads()))
 
-    small, large = _mixture_numba._SERIAL_WORK - 1, _mixture_numba._SERIAL_WORK
+    small, large = _numba_launch.SERIAL_WORK - 1, _numba_launch.SERIAL_WORK
     for serial_ok, parallel_ok, want in [(True, True, "serial"), (False, False, "serial"),
                                          (False, True, "parallel")]:
         ser, par = Fake(serial_ok), Fake(parallel_ok)
-        _mixture_numba._launch(small, ser, par, ("x",), 1000, 100, ("out",))
+        _numba_launch.launch(small, ser, par, ("x",), 1000, 100, ("out",))
         assert (len(ser.calls), len(par.calls)) == ((1, 0) if want == "serial" else (0, 1))
         if want == "parallel":
             assert par.calls[0] == (("x", 1, "out"), 1)  # one chunk, one thread
     threads = numba.get_num_threads()
     ser, par = Fake(True), Fake(True)
-    _mixture_numba._launch(large, ser, par, ("x",), 1000, 100, ("out",))
+    _numba_launch.launch(large, ser, par, ("x",), 1000, 100, ("out",))
     assert ser.calls == [] and par.calls == [(("x", min(10, 4 * threads), "out"), threads)]
     assert numba.get_num_threads() == threads
 

@@ -18,7 +18,8 @@ from scorebench.analytic.oracle import MixtureOracle
 from scorebench.analytic.sde import VESDE, VPSDE, SubVPSDE
 from scorebench.analytic._numba_exp import exp_expm1_f32
 from scorebench.solvers._numba_precision import fast_exp_f32
-from scorebench.solvers._sde_coeffs_numba import lanes_coeffs_f32, sde_to_params
+from scorebench.solvers._sde_coeffs_numba import (lanes_coeffs_as, lanes_coeffs_f32,
+                                                  sde_coeffs_array, sde_to_params)
 from scorebench.solvers.fused_likelihood_numba import dopri5_loglik_numba
 from scorebench.solvers.fused_sampling_numba import em_sample_numba, pc_sample_numba
 from scorebench.solvers.grids import time_grid
@@ -188,3 +189,32 @@ def test_log_likelihood_runs_float32_points_in_the_float32_kernel():
     # ... which is not the float64 kernel's, but close to it (see the test above)
     assert not np.array_equal(r32.logp, r64.logp.astype(np.float32))
     assert np.max(np.abs(r32.logp - r64.logp)) < 2e-3
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_coefficients_in_the_state_dtype_from_python_and_from_numba_agree(dtype):
+    """``lanes_coeffs_as`` picks its branch by the state's dtype: at run time from Python, at
+    compile time in numba; both give the same numbers to 4 ulps of the dtype (numba may fuse
+    a multiply-add differently in the two compiled contexts: measured 1 ulp), float64 the
+    float64 closed forms' fast path (lanes_coeffs) with g^2 halved."""
+    sde = VPSDE()
+    code, params = sde_to_params(sde)
+    t = np.linspace(1e-5, 1.0, 77)
+    scratch = [np.empty(t.size) for _ in range(4)]
+    py = [np.empty(t.size, dtype) for _ in range(4)]
+    nb = [np.empty(t.size, dtype) for _ in range(4)]
+    lanes_coeffs_as(code, params, t, *scratch, *py)
+    _coeffs_as_numba(code, params, t, *scratch, *nb)
+    ulps = 4 * np.finfo(dtype).eps
+    for a, b in zip(py, nb):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=ulps, atol=0)
+    if dtype == np.float64:
+        f, g2, a, s2 = sde_coeffs_array(code, params, t, True)
+        for got, want in zip(py, (f, 0.5 * g2, a, s2)):
+            np.testing.assert_allclose(got, want, rtol=ulps, atol=0)
+
+
+@njit(cache=True)
+def _coeffs_as_numba(code, params, t, F, G2, A, S2, Fd, G2h, Ad, S2d):
+    lanes_coeffs_as(code, params, t, F, G2, A, S2, Fd, G2h, Ad, S2d)
