@@ -59,13 +59,16 @@ vectorised passes over (d, B) and (B,) arrays held in L1/L2, which are bound by 
 stores (~0.2 ns per element and pass on the 2-core reference machine) rather than by flops.
 Lower bound used by the benchmarks (``scorebench.bench.workloads.pair_flops``):
 :math:`N K (t_{exp} + 2 d^2 / R_{mm})` at a common time (one product per pair, the fewest
-flops any dense-covariance kernel needs; the generated d <= 4 kernel still does two),
+flops any dense-covariance kernel needs; the generated kernel's inverse form does one too,
+its eigenbasis form two),
 :math:`4 d^2` with per-point times, with :math:`t_{exp}` the best measured time per
 exponential on all threads and :math:`R_{mm}` the measured matrix-multiply rate.
 
-At a common time with d <= 4, :func:`mixture_terms_numba` hands over to the straight-line
-kernel generated for that d (:mod:`._unrolled_mixture_numba`, 1.3-1.9x faster on one core);
-the passes above serve per-point times and d > 4.
+At a common time with d <= 4, and with d <= 8 where every C_k(t) is well-conditioned,
+:func:`mixture_terms_numba` hands over to the straight-line kernel generated for that d
+(:mod:`._unrolled_mixture_numba`: 1.3-1.9x faster than these passes for d <= 4 in its
+eigenbasis form, 1.5-2.7x for d = 5..8 in its inverse form); the passes above serve per-point
+times and the rest.
 
 References
 ----------
@@ -257,10 +260,25 @@ def compiled_for(d: int, per_point: bool, dtype=np.float64, K: int | None = None
     run is compiled in this process (the generated one at a common time with d <= 4, else the
     generic one)."""
     # (mid-sized calls run on the calling thread, in whichever variant is compiled: _launch)
-    if not per_point and _generated.applies(d, 1):
+    if not per_point and _generated.applies(d, 1, inverse=True):
+        # (either form: which one runs depends on the time; both are precompiled)
         return _generated.is_loaded(d, dtype, K) and bool(_drivers.block_driver_serial.signatures
                                                        or _drivers.block_driver.signatures)
     return bool(_serial_kernel.signatures or _fused_kernel.signatures)
+
+
+def _generated_inverse(lam, a, s2) -> bool:
+    """Whether the generated kernel takes its inverse form (one product with C_k^-1 / 2 per
+    pair; every C_k well-conditioned, as the generic kernel's one-product path) rather than
+    the eigenbasis form."""
+    var = float(a) * float(a) * lam + float(s2)
+    return float((var.max(axis=1) / var.min(axis=1)).max()) <= _INVERSE_MAX_COND
+
+
+def _generated_applies(d, K, lam, a, s2) -> bool:
+    """Whether a common-time call in d dimensions runs a generated kernel (either form)."""
+    return (_generated.applies(d, K)
+            or (_generated.applies(d, K, inverse=True) and _generated_inverse(lam, a, s2)))
 
 
 def _generated_terms(x, st, a, s2, want):
@@ -275,14 +293,18 @@ def _generated_terms(x, st, a, s2, want):
     # the last call's constants, kernel address and chunk are kept (a call of a few points
     # spends ~10 us in Python; these would be ~8 us more); keyed on the chunk rule too (a test
     # swaps it)
-    key = (float(a), float(s2), dt.char, _generated.chunk_size)
+    key = (float(a), float(s2), dt.char, _generated.chunk_size, _INVERSE_MAX_COND)
     hit = st.get("generated_constants")
     if hit is not None and hit[0] == key:
         P, fn, chunk = hit[1:]
     else:
-        chunk = _generated.chunk_size(d, K)
-        P = _generated.constants(U, lam, mt, logw, a, s2, dt, chunk)
-        fn = _generated.block_function(d, dt, K).address
+        inverse = _generated_inverse(lam, a, s2)
+        chunk = _generated.chunk_size(d, K, inverse)
+        if inverse:
+            P = _generated.inverse_constants(U, lam, st["means"], logw, a, s2, dt, chunk)
+        else:
+            P = _generated.constants(U, lam, mt, logw, a, s2, dt, chunk)
+        fn = _generated.block_function(d, dt, K, inverse).address
         st["generated_constants"] = (key, P, fn, chunk)
     out_logp = np.empty(N if "logp" in want else 0, dt)
     out_score = np.empty((N, d) if "score" in want else (0, d), dt)
@@ -334,7 +356,7 @@ def mixture_terms_numba(x, means, U, lam, logw, a, s2, want=("logp", "score")):
             "t: the density at t = 0 does not exist for singular (point-mass) components; use t > 0"
         )
     means, U, lam, logw = st["means"], st["U"], st["lam"], st["logw"]
-    if a_arr.size == 1 and _generated.applies(d, logw.shape[0]):
+    if a_arr.size == 1 and _generated_applies(d, logw.shape[0], lam, a_arr[0], s2_arr[0]):
         return _generated_terms(x, st, a_arr[0], s2_arr[0], want)
     if f32 and a_arr.size != 1:  # per-point times: float64, rounded once
         out = mixture_terms_numba(x.astype(np.float64), means, U, lam, logw, a, s2, want)

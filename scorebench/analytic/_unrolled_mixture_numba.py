@@ -1,4 +1,4 @@
-r"""Register-resident mixture log-density, score and Laplacian for d <= 4, generated per d.
+r"""Register-resident mixture log-density, score and Laplacian for small d, generated per d.
 
 The generic fused kernel (:mod:`._mixture_numba`) runs about fifteen vectorised passes over
 (d, B) and (B,) arrays per component, each bound by loads and stores; for d = 2 that is ~6 ns
@@ -27,6 +27,27 @@ between :math:`\sum \pi_k |g_k|^2` and :math:`|s|^2` far from the data):
 
     \Delta \log p = \sum_k \pi_k \big(|g_k - s|^2 - \mathrm{tr}\, C_k^{-1}\big).
 
+**Two forms.** The *eigenbasis* form above (d <= :data:`MAX_D`) serves any covariances,
+singular data at small t included. Where every :math:`C_k(t)` has condition number <= 100 (the
+generic kernel's rule for its one-product path), the *inverse* form (d <= :data:`MAX_D_INVERSE`)
+takes one product per pair with :math:`W_k = \tfrac12 C_k^{-1}` (formed once per time):
+
+.. math::
+
+    \delta_k = x - a\mu_k, \quad w_k = W_k \delta_k = -g_k/2, \quad
+    \ell_k = \kappa_k - \delta_k \cdot w_k,
+
+and runs the rest in units of :math:`w` (score :math:`-2\bar w`, Laplacian :math:`4 M_w / S`:
+exact powers of two). Per pair d subtractions and d^2 + d fused multiply-adds before the
+exponential, against 2 d^2 + 3 d (projection, scaling) and d^2 (gradient) in the eigenbasis
+form. Its rounding: the explicit inverse carries ~eps / lambda_min per entry, so the gradient
+is within ~cond(C_k) eps of its scale (<= 100 eps), as in the generic kernel. ns per pair, 2
+threads, N = 50,000, AMD Zen 4, eigenbasis -> inverse: d = 2, K = 8 0.93 -> 0.81 (float32
+0.58 -> 0.40); d = 3, K = 8 1.52 -> 0.99 (chunks of 8); d = 4, K = 64 1.95 -> 1.10 (chunks of 8,
+see :func:`chunk_size`). Against the generic kernel (its one-product path), N = 20,000, K = 8:
+d = 5 4.8 -> 1.8, d = 6 4.8 -> 2.2, d = 8 5.0 -> 3.3; d = 12 7.3 -> 6.5 and d = 16 11.2 ->
+12.7, where BLAS's product wins: hence d <= 8.
+
 Within a chunk, two passes (the chunk's maximum, then the exponentials, the mean and the sum of
 squared deviations); chunks are merged with Chan, Golub and LeVeque's pairwise update (one
 exponential and one division per chunk): with weight sums :math:`S_a, S_b` rescaled to a common
@@ -49,9 +70,11 @@ moved by up to 1e-9, measured). Everything after the projection -- the log-weigh
 ``llvm.fma``), each rounding once where the unfused form rounds twice: 2-10 % faster for
 d = 1..4, both dtypes (one core, measured), and the same numbers to the tests' 1e-12.
 
-Operation count per pair: 2d^2 (projection) + 2d^2 (gradient) + ~4d + 4 flops, 1 exponential
-(~35 flops), 2d for the mean and 3d + 2 for the variance; per chunk and point 1 exponential,
-2 divisions and ~8d flops. Measured by ``benchmarks/bench_oracle_generated.py`` on one Zen 3
+Operation count per pair, eigenbasis form: 2d^2 (projection) + 2d^2 (gradient) + ~4d + 4
+flops, 1 exponential (~35 flops), 2d for the mean and 3d + 2 for the variance; inverse form:
+2d^2 + 3d + 1 (deviation, product, log-weight) in place of the first 4d^2 + 4d + 4; per chunk
+and point 1 exponential, 2 divisions and ~8d flops. (The eigenbasis-form figures below predate
+the inverse form.) Measured by ``benchmarks/bench_oracle_generated.py`` on one Zen 3
 core, N = 20000, score and Laplacian, ns per pair, generic -> generated (K = 8; K = 64):
 d = 1: 5.7 -> 3.4; 4.1 -> 3.2. d = 2: 7.9 -> 4.2; 6.9 -> 3.8. d = 3: 8.9 -> 5.7; 7.3 -> 5.2.
 d = 4: 13.9 -> 10.7; 12.3 -> 7.8 (1.3-1.9x). Beyond d = 4 the chunk's registers spill (d = 8
@@ -82,6 +105,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -93,9 +117,15 @@ from ._generated_modules import import_generated
 from ._numba_intrinsics import array_ptr, fma  # noqa: F401 (fma: for the generated source)
 
 __all__ = ["applies", "block_signature", "block_source", "block_function", "constants",
-           "is_loaded", "n_params", "chunk_size", "BLOCK", "MAX_D"]
+           "inverse_constants", "is_loaded", "n_params", "chunk_size", "BLOCK", "MAX_D",
+           "MAX_D_INVERSE"]
 
 MAX_D = 4  # the chunk's code grows as d^2; beyond this its registers spill (measured)
+# the inverse form keeps fewer values per component: 1.6-2.8x faster than the generic kernel
+# for d = 5..8 (K = 8, one product with C_k^-1 there too), 12 % at d = 12 and 13 % slower at
+# d = 16, where the generic kernel's BLAS product wins (AMD Zen 4, 2 threads, measured); 8
+# keeps its compile time to ~4 s per dtype
+MAX_D_INVERSE = 8
 BLOCK = 128  # points per call of a generated kernel (a compile-time constant in its loops)
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -120,9 +150,10 @@ def _is_f32(dtype) -> bool:
     return np.dtype(dtype) == np.float32
 
 
-def chunk_size(d: int, K: int | None = None) -> int:
+def chunk_size(d: int, K: int | None = None, inverse: bool = False) -> int:
     """Components per two-pass chunk of the kernel for dimension d (a compile-time constant),
-    for a mixture of K components (None: the chunk of large K).
+    for a mixture of K components (None: the chunk of large K), in the eigenbasis or the
+    ``inverse`` form.
 
     The chunk's log-weights and gradients live in vector registers. With 16 of them (AVX2)
     4 components beat 1, 2 and 8 for d = 2..4 (one Zen 3 core, measured). Compiled for 512-bit
@@ -131,8 +162,14 @@ def chunk_size(d: int, K: int | None = None) -> int:
     (one Sapphire-Rapids-class core, float64 and float32, measured). A mixture of fewer
     components gets the smallest power of two that holds them (padding components cost a full
     component each: K = 1 in chunks of 4 took 4x the time it needs).
+
+    The inverse form keeps fewer values per component (no eigenbasis projection): at 512 bits
+    8 components run 10-16 % faster than 4 for d = 4 too (AMD Zen 4, N = 50,000, both dtypes,
+    measured); for d = 5..8 they run 6-10 % faster but take twice as long to compile (d = 8:
+    9.6 s against 3.7 s), so those keep 4.
     """
-    full = 8 if d <= 3 and _vector_width.STATE.get("bits") == 512 else 4
+    small = d <= 3 or (inverse and d <= 4)
+    full = 8 if small and _vector_width.STATE.get("bits") == 512 else 4
     if K is None:
         return full
     chunk = 1
@@ -141,14 +178,16 @@ def chunk_size(d: int, K: int | None = None) -> int:
     return chunk
 
 
-def applies(d: int, K: int) -> bool:
-    """Whether the generated kernel serves a mixture of K components in d dimensions."""
-    return 1 <= d <= MAX_D and K >= 1
+def applies(d: int, K: int, inverse: bool = False) -> bool:
+    """Whether the generated kernel serves a mixture of K components in d dimensions, in the
+    eigenbasis or the ``inverse`` form."""
+    return 1 <= d <= (MAX_D_INVERSE if inverse else MAX_D) and K >= 1
 
 
-def n_params(d: int) -> int:
-    """Constants per component: U^T, V (d^2 each), n, h (d each), kappa and tr."""
-    return 2 * d * d + 2 * d + 2
+def n_params(d: int, inverse: bool = False) -> int:
+    """Constants per component: U^T, V (d^2 each), n, h (d each), kappa and tr; with
+    ``inverse``, C^-1 / 2 (d^2), a mu (d), kappa and tr / 4."""
+    return (d * d + d + 2) if inverse else (2 * d * d + 2 * d + 2)
 
 
 def constants(U, lam, mt, logw, a, s2, dtype=np.float64, chunk=None):
@@ -173,6 +212,48 @@ def constants(U, lam, mt, logw, a, s2, dtype=np.float64, chunk=None):
     P = np.zeros((-(-K // ch) * ch, n_params(d)))
     _fill_constants(U, lam, mt, logw, float(a), float(s2), P)
     return P.astype(np.float32) if _is_f32(dtype) else P
+
+
+def inverse_constants(U, lam, means, logw, a, s2, dtype=np.float64, chunk=None):
+    r"""The per-component constants of the inverse form (:func:`block_source` with
+    ``inverse=True``) at a common time, padded to a multiple of ``chunk`` as :func:`constants`.
+
+    Row k holds :math:`W_k = \tfrac12 C_k^{-1}` (row-major; :math:`C_k^{-1} = U_k
+    \mathrm{diag}(1/\lambda_k) U_k^\top`, exactly symmetric as formed), :math:`a\mu_k`,
+    :math:`\kappa_k` and :math:`\tfrac14 \mathrm{tr}\, C_k^{-1}`, so that with
+    :math:`\delta_k = x - a\mu_k` and :math:`w_k = W_k \delta_k = -g_k / 2`:
+    :math:`\ell_k = \kappa_k - \delta_k \cdot w_k`. The factors 1/2 and 1/4 are exact
+    (powers of two): the kernel's sums in units of :math:`w` scale back exactly. Computed in
+    float64 and rounded once to ``dtype``; padding rows as in :func:`constants`.
+    """
+    K, d = means.shape
+    ch = chunk_size(d, K, True) if chunk is None else chunk
+    P = np.zeros((-(-K // ch) * ch, n_params(d, True)))
+    _fill_inverse_constants(U, lam, means, logw, float(a), float(s2), P)
+    return P.astype(np.float32) if _is_f32(dtype) else P
+
+
+@njit(error_model="numpy", cache=True)
+def _fill_inverse_constants(U, lam, means, logw, a, s2, P):
+    """Rows of :func:`inverse_constants`."""
+    K, d = means.shape
+    for k in range(K):
+        logdet, tr = 0.0, 0.0
+        for j in range(d):
+            var = a * a * lam[k, j] + s2
+            logdet += math.log(var)
+            tr += 1.0 / var
+        for r in range(d):
+            for c in range(d):
+                acc = 0.0
+                for j in range(d):
+                    acc += U[k, r, j] * U[k, c, j] / (a * a * lam[k, j] + s2)
+                P[k, r * d + c] = 0.5 * acc
+            P[k, d * d + r] = a * means[k, r]
+        P[k, d * d + d] = logw[k] - 0.5 * logdet - 0.5 * d * _LOG_2PI
+        P[k, d * d + d + 1] = 0.25 * tr
+    for k in range(K, P.shape[0]):
+        P[k, d * d + d] = -np.inf
 
 
 @njit(error_model="numpy", cache=True)
@@ -206,12 +287,22 @@ def _helpers_hash() -> str:
     return h.hexdigest()[:16]
 
 
-def _chunk_lines(d, chunk, first, ind):
+def _chunk_lines(d, chunk, first, ind, inverse=False):
     """Straight-line code of one chunk of ``chunk`` components for one point: into the running
-    sums m, sw, M2, mu (``first``), or into mc, swc, M2c, nu followed by the merge."""
+    sums m, sw, M2, mu (``first``), or into mc, swc, M2c, nu followed by the merge. With
+    ``inverse`` the gradients g are w = C^-1 (x - a mu) / 2 (the caller scales back)."""
     ks = range(chunk)
     out = []
     for k in ks:
+        if inverse:  # delta = x - a mu, w = W delta, l = kap - delta . w
+            out += [f"dl{k}_{r} = x{r} - am{k}_{r}" for r in range(d)]
+            for r in range(d):
+                out.append(f"g{k}_{r} = {_w(k, r, 0)} * dl{k}_0")
+                out += [f"g{k}_{r} = fma({_w(k, r, c)}, dl{k}_{c}, g{k}_{r})"
+                        for c in range(1, d)]
+            out.append(f"l{k} = kap{k}")
+            out += [f"l{k} = fma(-dl{k}_{r}, g{k}_{r}, l{k})" for r in range(d)]
+            continue
         for r in range(d):
             proj = " + ".join(f"a{k}_{r}_{c} * x{c}" for c in range(d))
             out.append(f"y{k}_{r} = (({proj}) + n{k}_{r}) * h{k}_{r}")
@@ -223,7 +314,7 @@ def _chunk_lines(d, chunk, first, ind):
     out += [f"{mc} = l{k} if l{k} > {mc} else {mc}" for k in ks[1:]]
     out += [f"e{k} = lane_exp(l{k} - {mc})" for k in ks]
     out.append(f"{sc} = " + " + ".join(f"e{k}" for k in ks))
-    for k in ks:
+    for k in ks if not inverse else ():
         for c in range(d):
             out.append(f"g{k}_{c} = v{k}_0_{c} * y{k}_0")
             out += [f"g{k}_{c} = fma(v{k}_{r}_{c}, y{k}_{r}, g{k}_{c})" for r in range(1, d)]
@@ -255,13 +346,20 @@ def _chunk_lines(d, chunk, first, ind):
     return [ind + line for line in out]
 
 
-def block_source(d: int, dtype=np.float64, chunk: int | None = None) -> str:
+def _w(k, r, c):
+    """Name of the entry (r, c) of component k's symmetric W = C^-1 / 2 (upper triangle)."""
+    return f"w{k}_{min(r, c)}_{max(r, c)}"
+
+
+def block_source(d: int, dtype=np.float64, chunk: int | None = None,
+                 inverse: bool = False) -> str:
     """Python source of the generated kernel for dimension d, ``dtype`` (float64 or float32:
-    every value of the float32 kernel is a float32; see the module docstring) and ``chunk``
-    components per chunk (default :func:`chunk_size` of large K)."""
+    every value of the float32 kernel is a float32; see the module docstring), ``chunk``
+    components per chunk (default :func:`chunk_size` of large K), in the eigenbasis form
+    (constants of :func:`constants`) or the ``inverse`` form (:func:`inverse_constants`)."""
     if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
         raise ValueError(f"d: expected an int >= 1, got {d!r}")
-    chunk = chunk_size(d) if chunk is None else chunk
+    chunk = chunk_size(d, None, inverse) if chunk is None else chunk
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise ValueError(f"chunk: expected an int >= 1, got {chunk!r}")
     f32 = _is_f32(dtype)
@@ -269,7 +367,7 @@ def block_source(d: int, dtype=np.float64, chunk: int | None = None) -> str:
     exp_import = ("from scorebench.analytic._numba_exp import fast_exp_f32 as exp_le0"
                   if f32 else "from scorebench.analytic._numba_exp import exp_le0")
     I2, I3, I4, I5 = (" " * n for n in (4, 8, 12, 16))
-    B, NP, CHUNK = BLOCK, n_params(d), int(chunk)
+    B, NP, CHUNK = BLOCK, n_params(d, inverse), int(chunk)
     state = ["m", "sw", "M2"] + [f"mu{c}" for c in range(d)]
     out = [
         f"# generated by scorebench.analytic._unrolled_mixture_numba; helpers {_helpers_hash()}",
@@ -280,6 +378,7 @@ def block_source(d: int, dtype=np.float64, chunk: int | None = None) -> str:
         "from scorebench.analytic._unrolled_mixture_numba import block_signature",
         "# literals of the kernel's dtype (a bare 1.0 is a float64 and would promote float32)",
         f"ONE, ZERO = {npt}(1.0), {npt}(0.0)",
+        f"MTWO, FOUR = {npt}(-2.0), {npt}(4.0)  # the inverse form's g = -2 w, M2 = 4 M2(w)",
         "",
         "",
         "# a plain call, which LLVM inlines: inlining many copies in numba's IR is slow to compile",
@@ -301,7 +400,13 @@ def block_source(d: int, dtype=np.float64, chunk: int | None = None) -> str:
         f"{I2}for j in range(nk):  # chunks of {CHUNK} components",
         f"{I3}o = j * {CHUNK}",
     ]
-    for k in range(CHUNK):
+    for k in range(CHUNK) if inverse else ():
+        out += [f"{I3}{_w(k, r, c)} = P[o + {k}, {r * d + c}]"
+                for r in range(d) for c in range(r, d)]
+        out += [f"{I3}am{k}_{c} = P[o + {k}, {d * d + c}]" for c in range(d)]
+        out.append(f"{I3}kap{k} = P[o + {k}, {d * d + d}]")
+        out.append(f"{I3}tr{k} = P[o + {k}, {d * d + d + 1}]")
+    for k in range(CHUNK) if not inverse else ():
         out += [f"{I3}a{k}_{r}_{c} = P[o + {k}, {r * d + c}]" for r in range(d) for c in range(d)]
         out += [f"{I3}v{k}_{r}_{c} = P[o + {k}, {d * d + r * d + c}]"
                 for r in range(d) for c in range(d)]
@@ -315,7 +420,7 @@ def block_source(d: int, dtype=np.float64, chunk: int | None = None) -> str:
         out += [f"{I5}x{c} = XT[{c}, b]" for c in range(d)]
         if not first:
             out += [f"{I5}{name} = ST[{i}, b]" for i, name in enumerate(state)]
-        out += _chunk_lines(d, CHUNK, first, I5)
+        out += _chunk_lines(d, CHUNK, first, I5, inverse)
         out += [f"{I5}ST[{i}, b] = {name}" for i, name in enumerate(state)]
     # the outputs, one array per loop (LLVM vectorises a loop only when its arrays provably
     # do not overlap, and gives up beyond a few run-time checks)
@@ -329,29 +434,69 @@ def block_source(d: int, dtype=np.float64, chunk: int | None = None) -> str:
         f"{I2}for b in range({B}):",
         f"{I3}S[b] = ST[1, b]",
         f"{I2}for b in range({B}):",
-        f"{I3}LAP[b] = ST[2, b] / ST[1, b]",
+        f"{I3}LAP[b] = {'FOUR * ' if inverse else ''}(ST[2, b] / ST[1, b])",
         f"{I2}for b in range({B}):  # back to rows: interleaved vector stores",
-        *[f"{I3}SC[b, {c}] = ST[{3 + c}, b]" for c in range(d)],
+        *[f"{I3}SC[b, {c}] = {'MTWO * ' if inverse else ''}ST[{3 + c}, b]" for c in range(d)],
     ]
-    return "\n".join(out) + "\n"
+    return "\n".join(_single_assignment(out)) + "\n"
+
+
+_ASSIGN = re.compile(r"^(\s*)([A-Za-z_]\w*) = (.*)$")
+
+
+def _single_assignment(lines):
+    """The lines with every plain name assigned once: a name's later assignments get new names
+    (``name__1``, ...) and its later uses the latest. The same arithmetic, but numba's SSA
+    reconstruction has nothing to do: with names reassigned in every step of a chain and in
+    both branches of the chunk loop it took most of a kernel's compile time."""
+    seen: set = set()
+    version: dict = {}
+    pattern = None
+    out = []
+    for line in lines:
+        m = _ASSIGN.match(line)
+        head, body = (m.group(1), m.group(3)) if m else ("", line)
+        if pattern is not None:  # uses of renamed names: the latest version
+            body = pattern.sub(lambda t: f"{t.group(0)}__{version[t.group(0)]}", body)
+        if not m:
+            out.append(body)
+            continue
+        name = m.group(2)
+        if name in seen:
+            version[name] = version.get(name, 0) + 1
+            pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, version)) + r")\b")
+            name = f"{name}__{version[name]}"
+        seen.add(m.group(2))
+        out.append(f"{head}{name} = {body}")
+    return out
 
 
 _FUNCTIONS: dict = {}
 
 
-def is_loaded(d: int, dtype=np.float64, K: int | None = None) -> bool:
-    """Whether the generated kernel for dimension d, ``dtype`` and a mixture of K components
-    (None: large K) is compiled (or loaded) in this process."""
-    return (int(d), _is_f32(dtype), chunk_size(int(d), K)) in _FUNCTIONS
+def is_loaded(d: int, dtype=np.float64, K: int | None = None,
+              inverse: bool | None = None) -> bool:
+    """Whether the generated kernel for dimension d, ``dtype``, a mixture of K components
+    (None: large K) and the form (``inverse`` or eigenbasis; None: either) is compiled (or
+    loaded) in this process."""
+    forms = (False, True) if inverse is None else (bool(inverse),)
+    return any((int(d), _is_f32(dtype), chunk_size(int(d), K, form), form) in _FUNCTIONS
+               for form in forms)
 
 
-def block_function(d: int, dtype=np.float64, K: int | None = None):
-    """The generated ``cfunc`` for dimension d, ``dtype`` and a mixture of K components (its
-    chunk is :func:`chunk_size`; None: large K), compiled (or loaded from disk) once."""
-    chunk = chunk_size(int(d), K)
-    key = (int(d), _is_f32(dtype), chunk)
+def block_function(d: int, dtype=np.float64, K: int | None = None, inverse: bool = False):
+    """The generated ``cfunc`` for dimension d, ``dtype``, a mixture of K components (its
+    chunk is :func:`chunk_size`; None: large K) and the form (``inverse`` or eigenbasis),
+    compiled (or loaded from disk) once."""
+    if not applies(int(d), 1, inverse):
+        raise ValueError(f"d: the {'inverse' if inverse else 'eigenbasis'} form serves d <= "
+                         f"{MAX_D_INVERSE if inverse else MAX_D}, got {d!r}")
+    chunk = chunk_size(int(d), K, inverse)
+    key = (int(d), _is_f32(dtype), chunk, bool(inverse))
     fn = _FUNCTIONS.get(key)
     if fn is None:
-        name = ("sb_mixture_f32_d" if key[1] else "sb_mixture_d") + f"{key[0]}_c{chunk}"
-        fn = _FUNCTIONS[key] = import_generated(name, block_source(key[0], dtype, chunk)).block
+        name = (("sb_mixture_f32_" if key[1] else "sb_mixture_") + ("inv_" if inverse else "")
+                + f"d{key[0]}_c{chunk}")
+        fn = _FUNCTIONS[key] = import_generated(
+            name, block_source(key[0], dtype, chunk, key[3])).block
     return fn

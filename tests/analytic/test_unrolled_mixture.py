@@ -1,6 +1,7 @@
 r"""The generated small-d mixture kernel (:mod:`scorebench.analytic._unrolled_mixture_numba`).
 
-It must give the numpy reference's numbers for every K (components padded to chunks of
+Both of its forms (eigenbasis, d <= 4; inverse, d <= 8, for well-conditioned covariances) must
+give the numpy reference's numbers for every K (components padded to chunks of
 ``chunk_size(d)``, chunks merged with Chan-Golub-LeVeque), every number of points (partial blocks), and
 wherever the winning component sits (a later chunk taking over exercises both merge branches).
 
@@ -26,6 +27,19 @@ from scorebench.analytic._mixture_numpy import mixture_terms, projected_means
 from scorebench.analytic.mixture import GaussianMixture
 
 WANT = ("logp", "score", "laplacian")
+FORMS = {"eigenbasis": 0.0, "inverse": 1e300}  # _INVERSE_MAX_COND forcing each form
+
+
+def _force(monkeypatch, form):
+    """Make every common-time call in d <= MAX_D take ``form`` (the tests' mixtures have
+    condition numbers <= 50, so the default choice would be the inverse form everywhere)."""
+    monkeypatch.setattr(_mixture_numba, "_INVERSE_MAX_COND", FORMS[form])
+
+
+def _cases(dims, ks):
+    """(form, d, K) for every d the form serves."""
+    return [(form, d, K) for form in FORMS for d in dims for K in ks
+            if d <= (gen.MAX_D if form == "eigenbasis" else gen.MAX_D_INVERSE)]
 
 
 def _mixture(d, K, seed):
@@ -73,27 +87,59 @@ def _assert_matches(got, ref, scale_s, scale_l, rtol):
     assert lp.max() < rtol and sc.max() < rtol and la.max() < rtol, (lp.max(), sc.max(), la.max())
 
 
-@pytest.mark.parametrize("d", [1, 2, 3, 4])
-@pytest.mark.parametrize("K", [1, 2, 4, 5, 9, 40])
-def test_generated_kernel_matches_numpy_reference(d, K):
+@pytest.mark.parametrize("form, d, K", _cases([1, 2, 3, 4, 5, 8], [1, 2, 4, 5, 9, 40]))
+def test_generated_kernel_matches_numpy_reference(monkeypatch, form, d, K):
+    """Both forms, every d they serve. The inverse form's gradient carries the explicit
+    inverse's rounding, ~cond(C_k) eps of its scale (cond <= 3 here at a = 0.8, s2 = 0.3):
+    within the 1e-12 of the module docstring (measured worst: see there)."""
+    _force(monkeypatch, form)
     mix = _mixture(d, K, 100 * d + K)
     a, s2 = 0.8, 0.3
-    assert gen.applies(d, K)
+    assert gen.applies(d, K, form == "inverse")
     for n, far, rtol in ((2 * gen.BLOCK + 37, 0.0, 1e-12), (gen.BLOCK - 1, 1e2, 1e-11)):
         x = _points(mix, a, s2, n, K + n, far)
         ref = mixture_terms(*_args(mix, x, a, s2), WANT)
         got = mixture_terms_numba(*_args(mix, x, a, s2), WANT)
+        assert gen.is_loaded(d, np.float64, K, form == "inverse")
         _assert_matches(got, ref, *_scales(mix, a, s2, x), rtol)
 
 
-def test_generated_and_generic_numba_kernels_agree(monkeypatch):
-    mix = _mixture(2, 13, 7)
+@pytest.mark.parametrize("form, d", [("eigenbasis", 2), ("inverse", 2), ("inverse", 7)])
+def test_generated_and_generic_numba_kernels_agree(monkeypatch, form, d):
+    _force(monkeypatch, form)
+    mix = _mixture(d, 13, 7)
     x = _points(mix, 0.6, 0.5, 1000, 8)
     args = _args(mix, x, 0.6, 0.5)
     got = mixture_terms_numba(*args, WANT)
-    monkeypatch.setattr(gen, "applies", lambda d, K: False)
+    monkeypatch.setattr(gen, "applies", lambda d, K, inverse=False: False)
     generic = mixture_terms_numba(*args, WANT)
     _assert_matches(got, generic, *_scales(mix, 0.6, 0.5, x), 1e-12)
+
+
+def test_the_form_follows_the_conditioning():
+    """The inverse form runs where every C_k(t) has condition number <= _INVERSE_MAX_COND (the
+    generic kernel's rule for its one-product path), the eigenbasis form otherwise (d <= 4), the
+    generic kernel beyond (d = 5..8); each agrees with the reference. Singular data at small t
+    (rank 1, cond(C_k) ~ 1 / s2 ~ 1e6) is where the explicit inverse would lose ~cond eps."""
+    rng = np.random.default_rng(5)
+    for d in (3, 6):
+        U = np.linalg.qr(rng.standard_normal((2, d, d)))[0]
+        lam = np.zeros((2, d))
+        lam[:, 0] = 1.0
+        covs = np.einsum("kij,kj,klj->kil", U, lam, U)
+        mix = GaussianMixture(np.ones(2), rng.standard_normal((2, d)), covs)
+        for a, s2, inverse in ((0.8, 0.3, True), (1.0, 1e-6, False)):
+            assert _mixture_numba._generated_inverse(mix.eigvals, a, s2) is inverse
+            x = _points(mix, a, s2, 200, d)
+            st = _mixture_numba._static(mix.means, mix.eigvecs, mix.eigvals, mix.log_weights)
+            st.pop("generated_constants", None)
+            got = mixture_terms_numba(*_args(mix, x, a, s2), WANT)
+            ran = st.get("generated_constants")  # what the generated path kept, if it ran
+            assert (ran is not None) is (inverse or d <= gen.MAX_D)
+            if ran is not None:
+                assert ran[1].shape[1] == gen.n_params(d, inverse)
+            ref = mixture_terms(*_args(mix, x, a, s2), WANT)
+            _assert_matches(got, ref, *_scales(mix, a, s2, x), 1e-10)
 
 
 def test_small_mixtures_get_a_chunk_of_their_own_size(monkeypatch):
@@ -101,6 +147,8 @@ def test_small_mixtures_get_a_chunk_of_their_own_size(monkeypatch):
     assert full in (4, 8) and gen.chunk_size(2, 10**6) == full
     assert [gen.chunk_size(2, K) for K in (1, 2, 3, 4)] == [1, 2, 4, 4]
     assert gen.chunk_size(4, 7) == 4  # d = 4 keeps 4 components a chunk at any width
+    assert gen.chunk_size(4, 7, True) == full  # except in the inverse form
+    assert gen.chunk_size(5, 100, True) == 4
     mix = _mixture(2, 1, 3)
     x = _points(mix, 0.7, 0.4, 300, 2)
     got = mixture_terms_numba(*_args(mix, x, 0.7, 0.4), WANT)
@@ -110,7 +158,8 @@ def test_small_mixtures_get_a_chunk_of_their_own_size(monkeypatch):
     # the same mixture in a chunk of 4 (three padding components of weight exactly 0): the
     # same numbers to the last bit
     real = gen.chunk_size
-    monkeypatch.setattr(gen, "chunk_size", lambda d, K=None: real(d, None if K == 1 else K))
+    monkeypatch.setattr(gen, "chunk_size",
+                        lambda d, K=None, inv=False: real(d, None if K == 1 else K, inv))
     padded = mixture_terms_numba(*_args(mix, x, 0.7, 0.4), WANT)
     assert gen.is_loaded(2, np.float64, None)
     for name in WANT:
@@ -130,15 +179,18 @@ def test_generated_kernel_is_used_for_common_times_and_small_d_only(monkeypatch)
     # small calls run the serial driver, large ones the parallel one: watch both
     monkeypatch.setattr(drivers, "block_driver", spy(drivers.block_driver))
     monkeypatch.setattr(drivers, "block_driver_serial", spy(drivers.block_driver_serial))
-    for d, per_point in ((2, False), (4, False), (5, False), (2, True)):
+    for d, per_point in ((2, False), (4, False), (8, False), (9, False), (2, True)):
         mix = _mixture(d, 3, d)
         x = _points(mix, 0.7, 0.4, 50, 1)
         a = np.full(50, 0.7) if per_point else 0.7
         s2 = np.full(50, 0.4) if per_point else 0.4
         mixture_terms_numba(x, mix.means, mix.eigvecs, mix.eigvals, mix.log_weights, a, s2,
                             ("score",))
-    assert calls == [(50, 2), (50, 4)]
+    assert calls == [(50, 2), (50, 4), (50, 8)]
     assert gen.applies(4, 1000) and not gen.applies(5, 1)
+    assert gen.applies(8, 1000, True) and not gen.applies(9, 1, True)
+    with pytest.raises(ValueError, match="d: the eigenbasis form serves d <= 4"):
+        gen.block_function(5)
 
 
 def test_subsets_of_outputs_are_bit_identical():
@@ -166,9 +218,8 @@ def test_one_point_and_a_dominant_last_chunk():
         _assert_matches(got, ref, *_scales(mix, a, s2, x), 1e-12)
 
 
-@pytest.mark.parametrize("d", [1, 2, 3, 4])
-@pytest.mark.parametrize("K", [1, 5, 9, 40])
-def test_float32_kernel_matches_the_reference_to_float32_accuracy(d, K):
+@pytest.mark.parametrize("form, d, K", _cases([1, 2, 3, 4, 6], [1, 5, 9, 40]))
+def test_float32_kernel_matches_the_reference_to_float32_accuracy(monkeypatch, form, d, K):
     """float32 points run the float32 generated kernel: float32 results within 1e-4 of the
     float64 reference's term scale. Why 1e-4 holds: float32 has eps 6e-8; here every C_k(t) has
     condition number <= 3 and the points come from p_t, so the log-weights (|l_k| <= ~50) carry
@@ -178,14 +229,17 @@ def test_float32_kernel_matches_the_reference_to_float32_accuracy(d, K):
     |g_k| (which vanishes at the mean): the score's scale here adds that term. Measured worst
     over these cases: 2e-6 of the scales. The reference runs on the same float32 points in
     float64 (input rounding is not the kernel's error). 300 points: two full blocks and a
-    partial one; K = 5, 9 pad the last chunk, K = 40 merges many chunks."""
+    partial one; K = 5, 9 pad the last chunk, K = 40 merges many chunks. The inverse form's
+    explicit inverse adds ~cond eps = 3 eps of the gradient's scale."""
+    _force(monkeypatch, form)
     mix = _mixture(d, K, 100 * d + K)
     a, s2 = 0.8, 0.3
     x32 = _points(mix, a, s2, 300, 7 * d + K).astype(np.float32)
     x = x32.astype(np.float64)
     got = mixture_terms_numba(*_args(mix, x32, a, s2), WANT)
     assert all(v.dtype == np.float32 for v in got.values())
-    assert gen.is_loaded(d, np.float32, K)  # computed by the float32 kernel, not rounded float64
+    # computed by the float32 kernel, not rounded float64
+    assert gen.is_loaded(d, np.float32, K, form == "inverse")
     ref = mixture_terms(*_args(mix, x, a, s2), WANT)
     got64 = {k: v.astype(np.float64) for k, v in got.items()}
     scale_s, scale_l = _scales(mix, a, s2, x)
@@ -200,10 +254,11 @@ def test_float32_source_has_no_float64_literals():
     numba) would promote the lanes it touches to float64 and halve their vector width."""
     import re
 
-    src = gen.block_source(2, np.float32)
-    assert "fast_exp_f32" in src and "block_signature(np.float32)" in src
-    body = src[src.index("def block("):]
-    assert not re.search(r"(?<![\w.])\d+\.\d*(?![\w])", body), "float literal in the float32 body"
+    for inverse in (False, True):
+        src = gen.block_source(2, np.float32, inverse=inverse)
+        assert "fast_exp_f32" in src and "block_signature(np.float32)" in src
+        body = src[src.index("def block("):]
+        assert not re.search(r"(?<![\w.])\d+\.\d*(?![\w])", body), "float literal in the body"
 
 
 def test_constants_rows_and_padding():
@@ -229,6 +284,19 @@ def test_constants_rows_and_padding():
                                    - 0.5 * d * np.log(2 * np.pi), rtol=1e-13)
     assert np.all(P[5:, -2] == -np.inf)
     assert np.all(P[5:, :-2] == 0.0) and np.all(P[5:, -1] == 0.0)
+    # the inverse form: C_k^-1 / 2 (exactly symmetric), a mu_k, kappa_k, tr C_k^-1 / 4
+    Q = gen.inverse_constants(mix.eigvecs, mix.eigvals, mix.means, mix.log_weights, a, s2)
+    ch = gen.chunk_size(3, 5, True)
+    assert Q.shape == (-(-5 // ch) * ch, gen.n_params(d, True)) and Q.shape[1] == d * d + d + 2
+    for k in range(5):
+        W = Q[k, : d * d].reshape(d, d)
+        assert np.array_equal(W, W.T)
+        np.testing.assert_allclose(2.0 * W, np.linalg.inv(cov[k]), rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(Q[k, d * d: d * d + d], a * mix.means[k], rtol=0, atol=0)
+        np.testing.assert_allclose(Q[k, -2], P[k, -2], rtol=1e-14)
+        np.testing.assert_allclose(4.0 * Q[k, -1], P[k, -1], rtol=1e-14)
+    assert np.all(Q[5:, -2] == -np.inf)
+    assert np.all(Q[5:, :-2] == 0.0) and np.all(Q[5:, -1] == 0.0)
 
 
 def test_generated_module_is_compiled_once_and_cached_on_disk():
