@@ -57,14 +57,14 @@ def _progress(row) -> None:
 def _precompile_if_cold(tiny: bool):
     """Compile the fused kernels in parallel first when this installation never did (not for
     ``--tiny``, which tests run beside other compiling processes); returns the timings or None."""
-    from scorebench.solvers.precompile import is_precompiled, precompile
+    from scorebench.solvers.precompile import BENCH_GROUPS, is_precompiled, precompile
 
-    if tiny or is_precompiled():
+    if tiny or is_precompiled(BENCH_GROUPS):
         return None
     print("compiling the fused numba kernels (first run after an install) ...", file=sys.stderr,
           flush=True)
     t0 = time.perf_counter()
-    result = precompile()
+    result = precompile(groups=BENCH_GROUPS)
     print(f"  compiled in {time.perf_counter() - t0:.1f} s: {result}", file=sys.stderr, flush=True)
     return result
 

@@ -25,6 +25,9 @@ def test_precompile_runs_a_group_in_a_worker_and_marks_only_complete_runs(monkey
     assert set(result) == {"oracle"}
     assert isinstance(result["oracle"], float) and result["oracle"] > 0.0
     assert not pre.is_precompiled()  # one group is not every group
+    assert pre.is_precompiled(("oracle",))  # but that group is marked as done
+    assert not pre.is_precompiled(pre.BENCH_GROUPS)
+    assert set(pre.BENCH_GROUPS) < set(pre.GROUPS)
 
 
 def test_a_failing_worker_is_reported_not_raised(monkeypatch, tmp_path):
