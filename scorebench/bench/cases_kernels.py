@@ -98,7 +98,8 @@ def kernel_cases(sizes, seed=0):
     cases = []
     for d in sizes.kernel_dims:
         for K in sizes.kernel_Ks:
-            mix, sde, ref, x, rows, exact = _setup(d, K, sizes.n_kernel, sizes.accuracy_rows,
+            n = sizes.n_kernel_small_d if d <= 4 and sizes.n_kernel_small_d else sizes.n_kernel
+            mix, sde, ref, x, rows, exact = _setup(d, K, n, sizes.accuracy_rows,
                                                    seed + 1000 * d + K)
             cases.append(Case(
                 "e", f"score + Laplacian kernel, d={d} K={K}",
