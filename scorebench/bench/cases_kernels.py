@@ -98,7 +98,7 @@ def kernel_cases(sizes, seed=0):
     cases = []
     for d in sizes.kernel_dims:
         for K in sizes.kernel_Ks:
-            n = sizes.n_kernel_small_d if d <= 4 and sizes.n_kernel_small_d else sizes.n_kernel
+            n = max(sizes.n_kernel, sizes.kernel_min_pairs // K) if d <= 4 else sizes.n_kernel
             mix, sde, ref, x, rows, exact = _setup(d, K, n, sizes.accuracy_rows,
                                                    seed + 1000 * d + K)
             cases.append(Case(

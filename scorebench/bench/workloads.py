@@ -126,10 +126,10 @@ class Sizes:
     kernel_numpy_row: bool = True
     # burst-timed (short) calls get at least this many timings (runner._interleaved_repeats)
     min_burst_repeats: int = 1
-    # N of the (e) kernels for d <= 4 (None: n_kernel): quick times them at the 1e5,
-    # which costs it ~1 s; at 20,000 a d = 2, K = 8 call lasts ~0.16 ms, of which ~30 us is the
-    # per-call cost (Python, the parallel launch), not the kernel
-    n_kernel_small_d: int | None = None
+    # the (e) kernels for d <= 4 get at least this many (point, component) pairs a call (N up to
+    # the 1e5 for K = 8 in quick): at N = 20,000 a d = 2, K = 8 call lasts ~0.16 ms, of
+    # which ~30 us is the per-call cost (Python, the parallel launch), not the kernel
+    kernel_min_pairs: int = 0
 
 
 # rtol = atol of the work-precision sweep: a 1-2-5 sequence, the same for every implementation,
@@ -151,7 +151,7 @@ SIZES = {
         repeats=3, min_burst_repeats=7, budget_s=2.0, n_loglik=10_000, wp_n=2_000,
         wp_rtols=_WP_125 + (1e-7,),
         n_loglik_16d=500, n_sample=20_000, sample_steps=200, n_kernel=20_000,
-        n_kernel_small_d=100_000,
+        kernel_min_pairs=800_000,
         kernel_dims=(2, 16, 64), kernel_Ks=(8, 64), scale_N=(1_000, 10_000, 100_000),
         scale_chunk=50_000, scale_d=(2, 8, 32, 128), scale_d_n=5_000,
         scale_K=(1, 4, 16, 64, 256), scale_K_n=200_000, accuracy_rows=2_000,

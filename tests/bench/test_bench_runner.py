@@ -88,3 +88,28 @@ def test_a_slow_cold_first_run_neither_counts_nor_stops_burst_timing():
     assert row["calls_per_timing"] >= 2 and row["repeats"] == 3
     assert row["wall_max_s"] < 0.01  # per call, and not the cold run's 30 ms
     assert len(calls) == 2 + 3 * row["calls_per_timing"]
+
+
+def test_small_d_kernel_cases_get_enough_pairs_per_call(monkeypatch):
+    """quick times the d <= 4 kernels of (e) with at least ``kernel_min_pairs`` pairs a call
+    (N = 1e5, the issue's, for K = 8; the profile's 20,000 for K = 64 and for d > 4)."""
+    from scorebench.bench import cases_kernels
+    from scorebench.bench.workloads import sizes_for
+
+    seen = {}
+
+    def fake_setup(d, K, n, rows, seed):
+        seen[(d, K)] = n
+        raise StopIteration  # the sizes are all this test looks at
+
+    monkeypatch.setattr(cases_kernels, "_setup", fake_setup)
+    quick = sizes_for("quick")
+    for d in quick.kernel_dims:
+        for K in quick.kernel_Ks:
+            one = SimpleNamespace(**{**vars(quick), "kernel_dims": (d,), "kernel_Ks": (K,)})
+            try:
+                cases_kernels.kernel_cases(one)
+            except StopIteration:
+                pass
+    assert seen == {(2, 8): 100_000, (2, 64): 20_000, (16, 8): 20_000, (16, 64): 20_000,
+                    (64, 8): 20_000, (64, 64): 20_000}
