@@ -59,12 +59,12 @@ def _precompile_if_cold(tiny: bool):
     ``--tiny``, which tests run beside other compiling processes); returns the timings or None."""
     from scorebench.solvers.precompile import BENCH_GROUPS, is_precompiled, precompile
 
-    if tiny or is_precompiled(BENCH_GROUPS):
+    if tiny or is_precompiled(BENCH_GROUPS, "bench"):
         return None
     print("compiling the fused numba kernels (first run after an install) ...", file=sys.stderr,
           flush=True)
     t0 = time.perf_counter()
-    result = precompile(groups=BENCH_GROUPS)
+    result = precompile(groups=BENCH_GROUPS, scope="bench")
     print(f"  compiled in {time.perf_counter() - t0:.1f} s: {result}", file=sys.stderr, flush=True)
     return result
 

@@ -8,12 +8,15 @@ a few points so that exactly the signatures later calls use get compiled and cac
 split by top-level kernel (numba keeps one cache index per function, and two processes adding
 different signatures to one index could lose one of them).
 
-``scorebench precompile`` runs it from the command line; ``scorebench bench`` runs it first when
-the kernels of this installation were never compiled. A marker file in the generated-kernel
-cache directory (:mod:`scorebench.analytic._generated_modules`), named by a hash of the solver and oracle sources and
-the numba version, records a completed run.
+``scorebench precompile`` runs it from the command line (every group, every kernel);
+``scorebench bench`` runs it first when the kernels of this installation were never compiled,
+for what the bench itself runs (:data:`BENCH_GROUPS`, scope ``"bench"``: ~90 s on 2 cores
+against ~125 s for everything). A marker file in the generated-kernel cache directory
+(:mod:`scorebench.analytic._generated_modules`), named by a hash of the solver and oracle
+sources, the numba version and the groups and scope, records a completed run.
 
-Run ``python -m scorebench.solvers.precompile GROUP`` to compile one group in that process.
+Run ``python -m scorebench.solvers.precompile GROUP [SCOPE]`` to compile one group in that
+process.
 """
 
 from __future__ import annotations
@@ -28,15 +31,18 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["GROUPS", "BENCH_GROUPS", "compile_group", "is_precompiled", "precompile"]
+__all__ = ["GROUPS", "BENCH_GROUPS", "SCOPES", "compile_group", "is_precompiled",
+           "precompile"]
 
 # longest first, so that two processes finish together (seconds, cold, two at a time on the
 # 2-vCPU AMD EPYC machine): likelihood ~85, oracle ~60 (float64 and float32 kernels), generated
 # ~45 (the oracle's generated kernels of every d and form: 1-4 s each), pc ~41, em ~28
 GROUPS = ("likelihood", "oracle", "generated", "pc", "em")
 # what ``scorebench bench`` compiles before it runs (it needs no other generated kernel than
-# the oracle group's; the generated group would add ~20 s to its 3 minutes from an install)
+# the oracle group's; the generated group would add ~20 s to its 3 minutes from an install),
+# in the "bench" scope of compile_group
 BENCH_GROUPS = ("likelihood", "oracle", "pc", "em")
+SCOPES = ("all", "bench")
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent  # the directory holding scorebench/
 
 
@@ -57,8 +63,17 @@ def _full(d=5, K=2):  # d > 4: the oracle's generic kernel (d <= 4 has generated
                            A @ A.transpose(0, 2, 1) / d + 0.1 * np.eye(d))
 
 
-def compile_group(name: str) -> None:
-    """Call the entry points of group ``name`` (one of :data:`GROUPS`) on a few points."""
+def _bench_skips(name: str, mix_name: str, dt) -> bool:
+    """What ``scorebench bench`` never runs: the generic lanes kernels (the d = 5 mixture) of
+    the samplers, and of the likelihood in float32 (its 16-D case is float64); ~30 s of the
+    compile on 2 cores, which would otherwise push the bench past 3 minutes from an install."""
+    return mix_name == "full" and (name in ("em", "pc")
+                                   or (name == "likelihood" and dt == np.float32))
+
+
+def compile_group(name: str, scope: str = "all") -> None:
+    """Call the entry points of group ``name`` (one of :data:`GROUPS`) on a few points: every
+    kernel a call may need (``scope="all"``) or those ``scorebench bench`` runs (``"bench"``)."""
     from scorebench.analytic.oracle import MixtureOracle
     from scorebench.analytic.sde import VPSDE
 
@@ -68,13 +83,17 @@ def compile_group(name: str) -> None:
 
     if name not in GROUPS:
         raise ValueError(f"name: expected one of {GROUPS}, got {name!r}")
+    if scope not in SCOPES:
+        raise ValueError(f"scope: expected one of {SCOPES}, got {scope!r}")
     grid = time_grid("uniform", 3, 1.0, 1e-3)
     # the generated score and the generic lanes kernels (the generated group has its own)
-    for mix in (_ring(), _full()) if name != "generated" else ():
+    for mix_name, mix in (("ring", _ring()), ("full", _full())) if name != "generated" else ():
         oracle = MixtureOracle(mix, VPSDE(), backend="numba")
         x = np.random.default_rng(1).standard_normal((8, mix.d))
         for dt in (np.float64, np.float32):
             xd = x.astype(dt)
+            if scope == "bench" and _bench_skips(name, mix_name, dt):
+                continue
             if name == "em":
                 em_sample_numba(oracle, xd, grid, seed=1)
                 pc_sample_numba(oracle, xd, grid, seed=1, norm="sample")
@@ -134,20 +153,21 @@ def _source_hash() -> str:
     return h.hexdigest()[:16]
 
 
-def _marker(groups=GROUPS) -> Path:
+def _marker(groups=GROUPS, scope="all") -> Path:
     from ..analytic._generated_modules import cache_dir
 
     tag = "" if set(groups) == set(GROUPS) else "-" + "-".join(sorted(groups))
+    tag += "" if scope == "all" else f"-{scope}"
     return cache_dir() / f"precompiled-{_source_hash()}{tag}"
 
 
-def is_precompiled(groups=GROUPS) -> bool:
-    """Whether :func:`precompile` completed ``groups`` (or every group) for these sources and
-    this numba version."""
-    return _marker().exists() or _marker(groups).exists()
+def is_precompiled(groups=GROUPS, scope="all") -> bool:
+    """Whether :func:`precompile` completed ``groups`` in ``scope`` (or every group in every
+    scope) for these sources and this numba version."""
+    return _marker().exists() or _marker(groups, scope).exists()
 
 
-def _worker_command(group: str) -> list:
+def _worker_command(group: str, scope: str = "all") -> list:
     """The command of the worker compiling ``group``.
 
     Workers import this very scorebench, not one that a ``-m`` run would find first in the
@@ -155,12 +175,13 @@ def _worker_command(group: str) -> list:
     """
     code = (f"import sys; sys.path.insert(0, {str(_PACKAGE_ROOT)!r}); "
             "from scorebench.solvers.precompile import compile_group; "
-            f"compile_group({group!r})")
+            f"compile_group({group!r}, {scope!r})")
     return [sys.executable, "-c", code]
 
 
-def precompile(processes: int | None = None, groups=GROUPS) -> dict:
-    """Compile ``groups`` in worker processes, ``processes`` at a time (default: CPU count).
+def precompile(processes: int | None = None, groups=GROUPS, scope: str = "all") -> dict:
+    """Compile ``groups`` in worker processes, ``processes`` at a time (default: CPU count), in
+    ``scope`` (see :func:`compile_group`).
 
     Returns ``{group: seconds}``; a group whose worker failed maps to its error message (the
     kernels then compile on first use, as without this step). Writes the marker of
@@ -173,6 +194,8 @@ def precompile(processes: int | None = None, groups=GROUPS) -> dict:
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
         raise ValueError(f"groups: unknown {unknown}; expected some of {GROUPS}")
+    if scope not in SCOPES:
+        raise ValueError(f"scope: expected one of {SCOPES}, got {scope!r}")
     pending = list(groups)
     running: dict = {}
     result: dict = {}
@@ -181,7 +204,7 @@ def precompile(processes: int | None = None, groups=GROUPS) -> dict:
             g = pending.pop(0)
             # stderr to a file, not a pipe: a worker warning past the pipe's buffer would block
             err = tempfile.TemporaryFile("w+")
-            running[g] = (subprocess.Popen(_worker_command(g), stdout=subprocess.DEVNULL,
+            running[g] = (subprocess.Popen(_worker_command(g, scope), stdout=subprocess.DEVNULL,
                                            stderr=err, text=True), err, time.perf_counter())
         time.sleep(0.05)
         for g, (proc, errfile, t0) in list(running.items()):
@@ -197,9 +220,9 @@ def precompile(processes: int | None = None, groups=GROUPS) -> dict:
                 last = err.strip().splitlines()[-1] if err.strip() else ""
                 result[g] = f"exit status {proc.returncode}: {last}"
     if all(isinstance(v, float) for v in result.values()):
-        _marker(groups).write_text("".join(f"{g} {result[g]:.1f} s\n" for g in groups))
+        _marker(groups, scope).write_text("".join(f"{g} {result[g]:.1f} s\n" for g in groups))
     return result
 
 
 if __name__ == "__main__":  # pragma: no cover - run in the worker processes
-    compile_group(sys.argv[1])
+    compile_group(*sys.argv[1:3])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from scorebench.solvers import precompile as pre
@@ -16,6 +17,30 @@ def test_precompile_rejects_bad_arguments():
         pre.precompile(1, groups=("likelihood", "nope"))
     with pytest.raises(ValueError, match="name: expected one of"):
         pre.compile_group("nope")
+    with pytest.raises(ValueError, match="scope: expected one of"):
+        pre.precompile(1, scope="some")
+    with pytest.raises(ValueError, match="scope: expected one of"):
+        pre.compile_group("em", "some")
+
+
+def test_the_bench_scope_leaves_out_only_what_the_bench_never_runs():
+    """The bench's likelihood on the d = 5 (generic lanes) mixture runs in float64 only (its
+    16-D case), its samplers on the ring only; everything else it compiles as "all" does."""
+    skips = {(name, mix, dt.__name__) for name in pre.GROUPS for mix in ("ring", "full")
+             for dt in (np.float64, np.float32) if pre._bench_skips(name, mix, dt)}
+    assert skips == {("em", "full", "float64"), ("em", "full", "float32"),
+                     ("pc", "full", "float64"), ("pc", "full", "float32"),
+                     ("likelihood", "full", "float32")}
+
+
+def test_a_bench_scope_run_is_marked_apart(monkeypatch, tmp_path):
+    monkeypatch.setenv("SCOREBENCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(pre, "_worker_command", lambda g, scope="all": [
+        pre.sys.executable, "-c", f"assert {scope!r} == 'bench'"])
+    result = pre.precompile(2, groups=pre.BENCH_GROUPS, scope="bench")
+    assert all(isinstance(v, float) for v in result.values()), result
+    assert pre.is_precompiled(pre.BENCH_GROUPS, "bench")
+    assert not pre.is_precompiled(pre.BENCH_GROUPS) and not pre.is_precompiled()
 
 
 def test_precompile_runs_a_group_in_a_worker_and_marks_only_complete_runs(monkeypatch, tmp_path):
@@ -32,7 +57,7 @@ def test_precompile_runs_a_group_in_a_worker_and_marks_only_complete_runs(monkey
 
 def test_a_failing_worker_is_reported_not_raised(monkeypatch, tmp_path):
     monkeypatch.setenv("SCOREBENCH_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(pre, "_worker_command", lambda g: [
+    monkeypatch.setattr(pre, "_worker_command", lambda g, scope="all": [
         pre.sys.executable, "-c", f"import sys; sys.exit('boom in {g}')"])
     result = pre.precompile(2, groups=("oracle", "em"))
     assert result["oracle"] == "exit status 1: boom in oracle"
@@ -53,7 +78,7 @@ def test_workers_import_the_same_scorebench_whatever_the_working_directory(monke
 def test_a_worker_writing_much_to_stderr_does_not_block(monkeypatch, tmp_path):
     # 1 MB of warnings, far past a pipe's buffer, then a failure: reported, never a hang
     monkeypatch.setenv("SCOREBENCH_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(pre, "_worker_command", lambda g: [
+    monkeypatch.setattr(pre, "_worker_command", lambda g, scope="all": [
         pre.sys.executable, "-c",
         "import sys; sys.stderr.write('w' * 1_000_000 + '\\n'); sys.exit('last line')"])
     result = pre.precompile(1, groups=("oracle",))
