@@ -10,7 +10,7 @@ different signatures to one index could lose one of them).
 
 ``scorebench precompile`` runs it from the command line (every group, every kernel);
 ``scorebench bench`` runs it first when the kernels of this installation were never compiled,
-for what the bench itself runs (:data:`BENCH_GROUPS`, scope ``"bench"``: ~90 s on 2 cores
+for what the bench itself runs (:data:`BENCH_GROUPS`, scope ``"bench"``: ~100 s on 2 cores
 against ~125 s for everything). A marker file in the generated-kernel cache directory
 (:mod:`scorebench.analytic._generated_modules`), named by a hash of the solver and oracle
 sources, the numba version and the groups and scope, records a completed run.
