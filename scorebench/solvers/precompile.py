@@ -54,7 +54,7 @@ def _ring(K=8):
                                      np.full(K, 0.05))
 
 
-def _full(d=5, K=2):  # d > 4: the oracle's generic kernel (d <= 4 has generated ones)
+def _full(d=5, K=2):  # the generic lanes kernels; the oracle: generated (inverse form) or generic
     from scorebench.analytic.mixture import GaussianMixture
 
     rng = np.random.default_rng(0)
@@ -101,7 +101,7 @@ def compile_group(name: str, scope: str = "all") -> None:
                 pc_sample_numba(oracle, xd, grid, seed=1)
             elif name == "likelihood":
                 dopri5_loglik_numba(oracle, xd, 1e-3, prior="exact")  # + its prior pass
-        if name == "oracle":  # common time: the generated kernel (d <= 4); per point: generic
+        if name == "oracle":  # common time: a generated kernel (d <= 8); per point: generic
             oracle.score_and_laplacian(x, 0.5)
             oracle.score_and_laplacian(x, np.full(x.shape[0], 0.5))
             oracle.log_prob(x, 0.5)
