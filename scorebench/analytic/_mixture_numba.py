@@ -22,14 +22,21 @@ happens. Everything is one streaming pass over the components per block of point
 * **Blocks of points, structure of arrays.** ``prange`` runs over chunks of blocks of ``B``
   points; a block is held transposed, (d, B), so every inner loop runs over points and
   vectorises. Scratch per thread is a handful of (d, B) and (B,) arrays: no (N, K, d)
-  temporary, memory independent of N and K.
+  temporary, memory independent of N and K. Full blocks are transposed in and out by 8 x 8
+  tiles in vector registers (:mod:`._numba_transpose`).
 * **Projection.** Full covariances at a common time, every :math:`C_k` with condition number
   up to 100: one (d, d) x (d, B) product per component, :math:`C_k^{-1} X` with the inverse
   :math:`U_k \mathrm{diag}(1/\lambda_k) U_k^\top` formed once per call, which gives
   :math:`-g_k = C_k^{-1}X - C_k^{-1} a\mu_k` directly and :math:`q_k = (x - a\mu_k)\cdot(-g_k)`
   (:func:`._numba_stages.inverse_rows`); its rounding, ~eps/lambda_min per entry of the
   inverse, stays within ~cond(C_k) d eps of the gradient's scale, hence the condition limit
-  (1.1-1.3x faster at d = 16 and 64 than two products, measured). Otherwise (ill-conditioned
+  (1.1-1.3x faster at d = 16 and 64 than two products, measured). For d = 9..16 the passes
+  after that product are generated for the d (:mod:`._generated_passes_numba`: one loop over
+  the block for the quadratic form and log-weight, one for the log-sum-exp step and Welford's
+  update, all d rows in each, with FMAs; the score accumulated with the opposite sign and
+  negated on the way out): with the tiled transposes, the d = 16, K = 8 kernel ran 1.11-1.18x
+  faster on 2 threads (float32 1.16-1.21x; d = 9 and 12 1.16-1.22x; old and new side by side
+  in one process). Otherwise (ill-conditioned
   components, singular data at small t, per-point times) two products, :math:`U_k^\top X` and
   :math:`U_k (Z/\lambda)`, in the eigenbasis, exact to ~d eps whatever the conditioning. BLAS
   ``dgemm`` from d >= 8, where the call overhead is amortised; plain loops below. Covariances
@@ -84,6 +91,7 @@ from numba import njit, prange
 
 from . import _numba_launch
 from . import _unrolled_mixture_drivers as _drivers
+from . import _generated_passes_numba as _passes
 from . import _unrolled_mixture_numba as _generated
 from ._mixture_numba_prep import BLAS_MIN_D as _BLAS_MIN_D
 from ._mixture_numba_prep import block_size as _block_size
@@ -94,6 +102,8 @@ from ._mixture_numpy import projected_means
 from ._numba_dtype import like
 from ._numba_exp import exp_nonpositive
 from ._bare_arrays_numba import bare, touch
+from ._generated_passes_numba import call_lse_welford, call_qf_weight
+from ._numba_intrinsics import array_ptr
 from ._numba_stages import (inverse_rows, load_transposed, log_weight, lse_step, quad_rows,
                             quad_rows_per_point, store_logp_score, welford)
 
@@ -109,15 +119,17 @@ _INVERSE_MAX_COND = 100.0
 _LOGDET_GROUP = 8
 @njit(fastmath=False, error_model="numpy", cache=True)
 def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a, s2, diag,
-                use_blas, use_inv, lgroup, want_logp, want_score, want_lap, block, out_logp,
-                out_score, out_lap):
+                use_blas, use_inv, passes, lgroup, want_logp, want_score, want_lap, block,
+                out_logp, out_score, out_lap):
     r"""Blocks ``b0 <= b < b1`` of ``block`` points: one pass over the components each.
 
     ``a``, ``s2`` have length 1 (common time; then ``inv``, ``cst``, ``trc`` hold the per-call
     precomputation) or N (per-point times; then ``lamk`` and ``logw`` are used instead).
     ``use_inv`` (common time, full covariances, well conditioned): one product per component,
     :math:`C_k^{-1} X` with ``CI`` (K, d, d), ``bk`` = :math:`C_k^{-1} a\mu_k` and ``amu`` =
-    :math:`a \mu_k` (K, d), instead of :math:`U_k^\top X` and :math:`U_k (Z/\lambda)`.
+    :math:`a \mu_k` (K, d), instead of :math:`U_k^\top X` and :math:`U_k (Z/\lambda)`;
+    ``passes`` (two addresses, or zeros) the generated passes of that path for this d
+    (:mod:`._generated_passes_numba`), which accumulate the score with the opposite sign.
     """
     N, d = x.shape
     K = mt.shape[0]
@@ -138,6 +150,10 @@ def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a,
     ld, pr, trb = np.zeros(block, dt), np.empty(block, dt), np.empty(block, dt)
     amk = np.empty(d, dt)
     zero = np.zeros(d, dt)  # welford's offset where the product is -g_k itself
+    qf_fn, wf_fn = passes
+    generated = use_inv and qf_fn != 0
+    mode = (_passes.MODE_LAPLACIAN if want_lap
+            else (_passes.MODE_SCORE if want_score else _passes.MODE_LOGP))
     # bare aliases (._bare_arrays_numba): the stage calls below would otherwise incref and
     # decref every array argument atomically (6 % of the d = 16 kernel's time, measured)
     keep = (XT, P, Z, MEAN, ab, ab2, s2b, m, sw, M2, T, q, dlt, ex, rr, cc, acc, ld, pr, trb, amk,
@@ -170,6 +186,15 @@ def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a,
                     np.dot(CI[k], XT, P)
                 else:
                     _small_matmul(CI[k], XT, P)
+                if generated:  # the same steps, d unrolled (score accumulated as -s)
+                    call_qf_weight(qf_fn, array_ptr(P), array_ptr(XT), array_ptr(bk[k]),
+                                   array_ptr(amu[k]), array_ptr(q), array_ptr(m),
+                                   array_ptr(dlt), cst[k])
+                    exp_nonpositive(dlt, ex, block)
+                    call_lse_welford(wf_fn, array_ptr(P), array_ptr(bk[k]), array_ptr(MEAN),
+                                     array_ptr(q), array_ptr(ex), array_ptr(m), array_ptr(sw),
+                                     array_ptr(M2), array_ptr(T), trc[k], mode)
+                    continue
                 inverse_rows(P, XT, bk[k], amu[k], q)
                 log_weight(q, m, dlt, cst[k], ld)
                 trb[:] = trc[k]
@@ -208,7 +233,8 @@ def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a,
                     _small_matmul(U[k], Z, P)
                 Gk = P
             welford(Gk, zero, MEAN, rr, cc, sw, acc, M2, want_lap)
-        store_logp_score(start, n, m, sw, MEAN, want_logp, want_score, out_logp, out_score)
+        store_logp_score(start, n, m, sw, MEAN, want_logp, want_score, out_logp, out_score,
+                         generated)
         if want_lap:
             lap = out_lap[start:start + n]
             for i in range(n):
@@ -218,28 +244,28 @@ def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a,
 
 @njit(parallel=True, fastmath=False, error_model="numpy", nogil=True, cache=True)
 def _fused_kernel(x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a, s2, diag, use_blas,
-                  use_inv, lgroup, want_logp, want_score, want_lap, block, nchunks, out_logp,
-                  out_score, out_lap):
+                  use_inv, passes, lgroup, want_logp, want_score, want_lap, block, nchunks,
+                  out_logp, out_score, out_lap):
     """Split the blocks of points into ``nchunks`` contiguous runs, one ``prange`` task each
     (numba's thread count, 4 runs per thread); the work is in :func:`_run_blocks`."""
     nblocks = (x.shape[0] + block - 1) // block
     per_chunk = (nblocks + nchunks - 1) // nchunks
     for ch in prange(nchunks):
         _run_blocks(ch * per_chunk, min(nblocks, (ch + 1) * per_chunk), x, U, UT, mt, lamk, logw,
-                    inv, cst, trc, CI, bk, amu, a, s2, diag, use_blas, use_inv, lgroup, want_logp,
-                    want_score, want_lap, block, out_logp, out_score, out_lap)
+                    inv, cst, trc, CI, bk, amu, a, s2, diag, use_blas, use_inv, passes, lgroup,
+                    want_logp, want_score, want_lap, block, out_logp, out_score, out_lap)
 
 
 @njit(fastmath=False, error_model="numpy", nogil=True, cache=True)
 def _serial_kernel(x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a, s2, diag, use_blas,
-                   use_inv, lgroup, want_logp, want_score, want_lap, block, out_logp, out_score,
-                   out_lap):
+                   use_inv, passes, lgroup, want_logp, want_score, want_lap, block, out_logp,
+                   out_score, out_lap):
     """:func:`_fused_kernel` on the calling thread alone, for small calls (no parallel launch,
     no change of numba's thread count)."""
     nblocks = (x.shape[0] + block - 1) // block
     _run_blocks(0, nblocks, x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a, s2, diag,
-                use_blas, use_inv, lgroup, want_logp, want_score, want_lap, block, out_logp,
-                out_score, out_lap)
+                use_blas, use_inv, passes, lgroup, want_logp, want_score, want_lap, block,
+                out_logp, out_score, out_lap)
 
 
 @njit(fastmath=False, error_model="numpy", cache=True)
@@ -257,13 +283,16 @@ def _small_matmul(M, X, out):
 
 def compiled_for(d: int, per_point: bool, dtype=np.float64, K: int | None = None) -> bool:
     """Whether the kernel a call in ``d`` dimensions on ``dtype`` points for K components would
-    run is compiled in this process (the generated one at a common time with d <= 4, else the
-    generic one)."""
+    run is compiled in this process (the generated one at a common time with d <= 8, else the
+    generic one, with its generated passes for d = 9..16 at a common time)."""
     # (mid-sized calls run on the calling thread, in whichever variant is compiled: _launch)
     if not per_point and _generated.applies(d, 1, inverse=True):
         # (either form: which one runs depends on the time; both are precompiled)
         return _generated.is_loaded(d, dtype, K) and bool(_drivers.block_driver_serial.signatures
                                                        or _drivers.block_driver.signatures)
+    if not per_point and _passes.applies(d) and not _passes.is_loaded(d, dtype):
+        # (only a well-conditioned call takes them; counted as needed either way)
+        return False
     return bool(_serial_kernel.signatures or _fused_kernel.signatures)
 
 
@@ -391,8 +420,11 @@ def mixture_terms_numba(x, means, U, lam, logw, a, s2, want=("logp", "score")):
     consts = (U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a_arr, s2_arr)
     if f32:  # computed in float64 above, rounded once: the kernel runs in float32 throughout
         consts = tuple(np.ascontiguousarray(c, dtype=np.float32) for c in consts)
-    args = (x, *consts, diag, (not diag) and d >= _BLAS_MIN_D, use_inv, lgroup, "logp" in want,
-            "score" in want, "laplacian" in want, block)
+    passes = (0, 0)
+    if use_inv and _passes.applies(d) and block == _passes.BLOCK:  # (B is compiled in)
+        passes = _passes.pass_functions(d, dt)
+    args = (x, *consts, diag, (not diag) and d >= _BLAS_MIN_D, use_inv, passes, lgroup,
+            "logp" in want, "score" in want, "laplacian" in want, block)
     _numba_launch.launch(N * K, _serial_kernel, _fused_kernel, args, N, block,
                          (out_logp, out_score, out_lap))
     out = {"logp": out_logp, "score": out_score, "laplacian": out_lap}
