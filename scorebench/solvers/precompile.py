@@ -36,7 +36,8 @@ __all__ = ["GROUPS", "BENCH_GROUPS", "SCOPES", "compile_group", "is_precompiled"
 
 # longest first, so that two processes finish together (seconds, cold, two at a time on the
 # 2-vCPU AMD EPYC machine): likelihood ~85, oracle ~60 (float64 and float32 kernels), generated
-# ~45 (the oracle's generated kernels of every d and form: 1-4 s each), pc ~41, em ~28
+# ~65 (the oracle's generated kernels of every d and form: 1-4 s each; the generic kernel's
+# passes for d = 9..15: ~1.3 s each), pc ~41, em ~28
 GROUPS = ("likelihood", "oracle", "generated", "pc", "em")
 # what ``scorebench bench`` compiles before it runs (it needs no other generated kernel than
 # the oracle group's; the generated group would add ~20 s to its 3 minutes from an install),
@@ -119,6 +120,10 @@ def compile_group(name: str, scope: str = "all") -> None:
         for K in (1, 2, 4):  # fewer components than a chunk, in 2-D (the bench's K curve; ~1 s)
             block_function(2, np.float64, K, True)
         block_function(8, np.float64, 8, True)  # the bench's d curve
+        from scorebench.analytic._generated_passes_numba import pass_functions
+
+        for dt in (np.float64, np.float32):  # the generic kernel's passes for the bench's d = 16
+            pass_functions(16, dt)
         big = _full(9, 3)
         oracle = MixtureOracle(big, VPSDE(), backend="numba")
         x = np.random.default_rng(4).standard_normal(((1 << 15) // big.K + 1, big.d))
@@ -126,8 +131,14 @@ def compile_group(name: str, scope: str = "all") -> None:
             oracle.score_and_laplacian(x[:8].astype(dt), 0.5)
             oracle.score_and_laplacian(x.astype(dt), 0.5)
     if name == "generated":  # the oracle's generated kernels, each its own module (1-4 s each)
+        from scorebench.analytic import _generated_passes_numba as passes
         from scorebench.analytic._unrolled_mixture_numba import (MAX_D, MAX_D_INVERSE,
                                                                  block_function)
+
+        # the generic kernel's generated passes (~1.3 s each; d = 16: the oracle group's)
+        for d in range(passes.MAX_D - 1, passes.MIN_D - 1, -1):
+            for dt in (np.float64, np.float32):
+                passes.pass_functions(d, dt)
 
         # largest first: the oracle group compiles the ring's (d = 2) and d = 5 ones itself
         for d in range(MAX_D_INVERSE, 0, -1):
