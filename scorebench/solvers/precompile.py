@@ -103,16 +103,21 @@ def compile_group(name: str, scope: str = "all") -> None:
             elif name == "likelihood":
                 dopri5_loglik_numba(oracle, xd, 1e-3, prior="exact")  # + its prior pass
         if name == "oracle":  # common time: a generated kernel (d <= 8); per point: generic
+            # small calls run the serial drivers, from 2^15 (point, component) pairs the parallel
+            # ones; the bench's small calls are float64 at a common time (its N curve), and
+            # without the serial generic kernel a small call runs the parallel one on one
+            # thread (_numba_launch): the bench scope skips the rest (~10 s of its compile)
             oracle.score_and_laplacian(x, 0.5)
-            oracle.score_and_laplacian(x, np.full(x.shape[0], 0.5))
+            if scope == "all":
+                oracle.score_and_laplacian(x, np.full(x.shape[0], 0.5))
             oracle.log_prob(x, 0.5)
             oracle.sample(8, 0.5, np.random.default_rng(2))
-            # small calls run the serial drivers, from 2^15 (point, component) pairs the parallel
             big = np.random.default_rng(3).standard_normal(((1 << 15) // mix.K + 1, mix.d))
             oracle.score_and_laplacian(big, 0.5)
             oracle.score_and_laplacian(big, np.full(big.shape[0], 0.5))
-            # float32 points: the float32 kernels (generated for d <= 4, generic above)
-            oracle.score_and_laplacian(x.astype(np.float32), 0.5)
+            # float32 points: the float32 kernels (generated for d <= 8, generic above)
+            if scope == "all":
+                oracle.score_and_laplacian(x.astype(np.float32), 0.5)
             oracle.score_and_laplacian(big.astype(np.float32), 0.5)
     if name == "oracle":  # d = 9: the generic kernel at a common time too (BLAS products)
         from scorebench.analytic._unrolled_mixture_numba import block_function
@@ -128,7 +133,8 @@ def compile_group(name: str, scope: str = "all") -> None:
         oracle = MixtureOracle(big, VPSDE(), backend="numba")
         x = np.random.default_rng(4).standard_normal(((1 << 15) // big.K + 1, big.d))
         for dt in (np.float64, np.float32):
-            oracle.score_and_laplacian(x[:8].astype(dt), 0.5)
+            if scope == "all":
+                oracle.score_and_laplacian(x[:8].astype(dt), 0.5)
             oracle.score_and_laplacian(x.astype(dt), 0.5)
     if name == "generated":  # the oracle's generated kernels, each its own module (1-4 s each)
         from scorebench.analytic import _generated_passes_numba as passes
