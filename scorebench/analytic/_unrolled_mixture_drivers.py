@@ -103,9 +103,8 @@ def block_driver(x, P, nk, fn, want_logp, want_score, want_lap, nchunks, out_log
     ``P``) over blocks of :data:`BLOCK` points, in ``nchunks`` parallel tasks
     (:func:`_drive_blocks` each)."""
     nblocks = (x.shape[0] + BLOCK - 1) // BLOCK
-    per_chunk = (nblocks + nchunks - 1) // nchunks
     for ch in prange(nchunks):
-        _drive_blocks(ch * per_chunk, min(nblocks, (ch + 1) * per_chunk), x, P, nk, fn,
+        _drive_blocks(ch * nblocks // nchunks, (ch + 1) * nblocks // nchunks, x, P, nk, fn,
                       want_logp, want_score, want_lap, out_logp, out_score, out_lap)
 
 
