@@ -20,7 +20,7 @@ from numba import njit
 from scorebench._vector_width import align_numba_arrays
 
 from ._numba_dtype import like
-from ._numba_transpose import transpose_tile, transpose_tile_negated
+from ._numba_transpose import transpose_tiles
 
 align_numba_arrays()  # 64-byte scratch arrays with 512-bit vectors (before any kernel compiles)
 
@@ -41,12 +41,7 @@ def load_transposed(x, start, n, XT):
     """
     d, B = XT.shape
     xb = x[start:start + n]
-    c0 = 0
-    if n == B and B % 8 == 0:
-        c0 = d - d % 8
-        for i in range(0, B, 8):
-            for c in range(0, c0, 8):
-                transpose_tile(xb, i * d + c, d, XT, c * B + i, B)
+    c0 = transpose_tiles(xb, d, XT, B, B, d, False) if n == B and B % 8 == 0 else 0
     for c in range(c0, d):
         for i in range(n):
             XT[c, i] = xb[i, c]
@@ -69,15 +64,11 @@ def store_logp_score(start, n, M, S, SC, want_logp, want_score, out_logp, out_sc
         return
     d, B = SC.shape
     sc = out_score[start:start + n]
+    # (rows of SC: the d coordinates, whole tiles up to the last multiple of 8)
     c0 = 0
     if n == B and B % 8 == 0:
+        transpose_tiles(SC, B, sc, d, d, B, negate)
         c0 = d - d % 8
-        for i in range(0, B, 8):
-            for c in range(0, c0, 8):
-                if negate:
-                    transpose_tile_negated(SC, c * B + i, B, sc, i * d + c, d)
-                else:
-                    transpose_tile(SC, c * B + i, B, sc, i * d + c, d)
     for c in range(c0, d):
         for i in range(n):
             sc[i, c] = -SC[c, i] if negate else SC[c, i]

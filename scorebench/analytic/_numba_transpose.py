@@ -21,10 +21,10 @@ vectors, float32 tiles 256-bit ones.
 from __future__ import annotations
 
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["transpose_tile", "transpose_tile_negated"]
+__all__ = ["transpose_tile", "transpose_tile_negated", "transpose_tiles"]
 
 # shuffle masks of the three interleaving rounds (indices into the concatenation of two
 # 8-vectors): element pairs, pairs of pairs, quadruples
@@ -99,3 +99,18 @@ def transpose_tile_negated(typingctx, src, so, ss, dst, do, ds):
     """:func:`transpose_tile` writing ``-src`` (exact)."""
     sig = _tile_signature(src, so, ss, dst, do, ds)
     return None if sig is None else (sig, _tile_codegen(True))
+
+
+@njit(error_model="numpy", cache=True)
+def transpose_tiles(src, ss, dst, ds, rows, cols, negate):
+    """``dst[c * ds + r] = src[r * ss + c]`` (negated with ``negate``) for the 8 x 8 tiles of a
+    ``rows`` x ``cols`` region at the start of both arrays: rows and columns up to the last
+    multiple of 8; returns that many columns (the caller moves the rest)."""
+    r8, c8 = rows - rows % 8, cols - cols % 8
+    for r in range(0, r8, 8):
+        for c in range(0, c8, 8):
+            if negate:
+                transpose_tile_negated(src, r * ss + c, ss, dst, c * ds + r, ds)
+            else:
+                transpose_tile(src, r * ss + c, ss, dst, c * ds + r, ds)
+    return c8
