@@ -30,7 +30,59 @@ def test_the_bench_scope_leaves_out_only_what_the_bench_never_runs():
              for dt in (np.float64, np.float32) if pre._bench_skips(name, mix, dt)}
     assert skips == {("em", "full", "float64"), ("em", "full", "float32"),
                      ("pc", "full", "float64"), ("pc", "full", "float32"),
-                     ("likelihood", "full", "float32")}
+                     ("likelihood_f32", "full", "float32")}
+
+
+_CACHED_MODULE = """
+from numba import njit
+
+@njit(cache=True)
+def twice(x):
+    return 2 * x
+"""
+
+_SAVE_ONE = """
+import sys, time
+sys.path.insert(0, {path!r})
+from scorebench.solvers.precompile import _serialise_cache_index_writes
+_serialise_cache_index_writes()
+from numba.core import caching
+save = caching.IndexDataCacheFile.save
+
+def slow_save(self, key, data):  # widen the window between loading and writing the index
+    load = self._load_index
+    def late_load():
+        out = load()
+        time.sleep(0.3)
+        return out
+    self._load_index = late_load
+    return save(self, key, data)
+
+caching.IndexDataCacheFile.save = slow_save
+import cached_twice
+cached_twice.twice({arg})
+"""
+
+
+def test_parallel_workers_keep_every_signature_in_numba_cache_index(tmp_path):
+    """Two processes that compile different signatures of one cached function at once (as the
+    likelihood and likelihood_f32 groups do) both end up in numba's index: a third process
+    finds both on disk. The loading is slowed inside the lock, so unserialised saves would
+    overwrite each other's index."""
+    import subprocess
+    import sys
+
+    (tmp_path / "cached_twice.py").write_text(_CACHED_MODULE)
+    env = dict(pre.os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    procs = [subprocess.Popen([sys.executable, "-c", _SAVE_ONE.format(path=str(tmp_path), arg=a)],
+                              cwd=tmp_path, env=env) for a in ("1", "1.5")]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    check = ("import cached_twice; cached_twice.twice(1); cached_twice.twice(1.5); "
+             "print(sum(cached_twice.twice.stats.cache_hits.values()))")
+    out = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "2"
 
 
 def test_a_bench_scope_run_is_marked_apart(monkeypatch, tmp_path):
