@@ -31,12 +31,8 @@ happens. Everything is one streaming pass over the components per block of point
   (:func:`._numba_stages.inverse_rows`); its rounding, ~eps/lambda_min per entry of the
   inverse, stays within ~cond(C_k) d eps of the gradient's scale, hence the condition limit
   (1.1-1.3x faster at d = 16 and 64 than two products, measured). For d = 9..16 the passes
-  after that product are generated for the d (:mod:`._generated_passes_numba`: one loop over
-  the block for the quadratic form and log-weight, one for the log-sum-exp step and Welford's
-  update, all d rows in each, with FMAs; the score accumulated with the opposite sign and
-  negated on the way out): with the tiled transposes, the d = 16, K = 8 kernel ran 1.11-1.18x
-  faster on 2 threads (float32 1.16-1.21x; d = 9 and 12 1.16-1.22x; old and new side by side
-  in one process). Otherwise (ill-conditioned
+  after that product are generated for the d (:mod:`._generated_passes_numba`; with the tiled
+  transposes 1.11-1.22x faster for d = 9..16, both dtypes). Otherwise (ill-conditioned
   components, singular data at small t, per-point times) two products, :math:`U_k^\top X` and
   :math:`U_k (Z/\lambda)`, in the eigenbasis, exact to ~d eps whatever the conditioning. BLAS
   ``dgemm`` from d >= 8, where the call overhead is amortised; plain loops below. Covariances
@@ -85,7 +81,6 @@ D. H. D. West, "Updating mean and variance estimates: an improved method", Comm.
 from __future__ import annotations
 
 
-import numba
 import numpy as np
 from numba import njit, prange
 
@@ -95,6 +90,7 @@ from . import _generated_passes_numba as _passes
 from . import _unrolled_mixture_numba as _generated
 from ._mixture_numba_prep import BLAS_MIN_D as _BLAS_MIN_D
 from ._mixture_numba_prep import block_size as _block_size
+from ._mixture_numba_prep import call_constants as _call_constants
 from ._mixture_numba_prep import coefficient as _coefficient
 from ._mixture_numba_prep import generic_layout as _generic_layout
 from ._mixture_numba_prep import prepared as _static
@@ -105,7 +101,7 @@ from ._bare_arrays_numba import bare, touch
 from ._generated_passes_numba import call_lse_welford, call_qf_weight
 from ._numba_intrinsics import array_ptr
 from ._numba_stages import (inverse_rows, load_transposed, log_weight, lse_step, quad_rows,
-                            quad_rows_per_point, store_logp_score, welford)
+                            quad_rows_per_point, small_matmul, store_logp_score, welford)
 
 __all__ = ["mixture_terms_numba", "compiled_for"]
 
@@ -185,7 +181,7 @@ def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a,
                 if use_blas:
                     np.dot(CI[k], XT, P)
                 else:
-                    _small_matmul(CI[k], XT, P)
+                    small_matmul(CI[k], XT, P)
                 if generated:  # the same steps, d unrolled (score accumulated as -s)
                     call_qf_weight(qf_fn, array_ptr(P), array_ptr(XT), array_ptr(bk[k]),
                                    array_ptr(amu[k]), array_ptr(q), array_ptr(m),
@@ -209,7 +205,7 @@ def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a,
                 if use_blas:
                     np.dot(UT[k], XT, P)
                 else:
-                    _small_matmul(UT[k], XT, P)
+                    small_matmul(UT[k], XT, P)
                 src = P
             if per_point:
                 quad_rows_per_point(src, Z, mt[k], lamk[k], ab, ab2, s2b, q, ld, pr, trb, lgroup)
@@ -230,7 +226,7 @@ def _run_blocks(b0, b1, x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a,
                 if use_blas:
                     np.dot(U[k], Z, P)
                 else:
-                    _small_matmul(U[k], Z, P)
+                    small_matmul(U[k], Z, P)
                 Gk = P
             welford(Gk, zero, MEAN, rr, cc, sw, acc, M2, want_lap)
         store_logp_score(start, n, m, sw, MEAN, want_logp, want_score, out_logp, out_score,
@@ -269,19 +265,6 @@ def _serial_kernel(x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a, s2, 
     _run_blocks(0, nblocks, x, U, UT, mt, lamk, logw, inv, cst, trc, CI, bk, amu, a, s2, diag,
                 use_blas, use_inv, passes, lgroup, want_logp, want_score, want_lap, block,
                 out_logp, out_score, out_lap)
-
-
-@njit(fastmath=False, error_model="numpy", cache=True)
-def _small_matmul(M, X, out):
-    """``out = M @ X`` for a small square M (d < 8), looping over the block's points."""
-    d, B = X.shape
-    for r in range(d):
-        for i in range(B):
-            out[r, i] = M[r, 0] * X[0, i]
-        for c in range(1, d):
-            u = M[r, c]
-            for i in range(B):
-                out[r, i] += u * X[c, i]
 
 
 def compiled_for(d: int, per_point: bool, dtype=np.float64, K: int | None = None) -> bool:
@@ -394,27 +377,8 @@ def mixture_terms_numba(x, means, U, lam, logw, a, s2, want=("logp", "score")):
         out = mixture_terms_numba(x.astype(np.float64), means, U, lam, logw, a, s2, want)
         return {name: v.astype(np.float32) for name, v in out.items()}
     diag, lamk, mt, U, UT = _generic_layout(st)
-    K = mt.shape[0]
-    use_inv = False
-    CI, bk, amu = np.empty((0, d, d)), np.empty((0, d)), np.empty((0, d))
-    if a_arr.size == 1:  # common time: precompute 1/lambda, tr C^-1 and the constants once
-        var = a_arr[0] * a_arr[0] * lamk + s2_arr[0]
-        inv = 1.0 / var
-        cst = logw - 0.5 * np.log(var).sum(axis=1) - 0.5 * d * _LOG_2PI
-        trc = inv.sum(axis=1)
-        lgroup = 1
-        # (whatever is wanted, so that every subset of the outputs gives the same numbers)
-        use_inv = (not diag
-                   and float((var.max(axis=1) / var.min(axis=1)).max()) <= _INVERSE_MAX_COND)
-        if use_inv:  # C_k^-1 = U_k diag(1/lambda_k) U_k^T, from the eigendecomposition
-            CI = np.ascontiguousarray((U * inv[:, None, :]) @ UT)  # batched BLAS, not einsum
-            amu = np.ascontiguousarray(a_arr[0] * means, dtype=np.float64)
-            bk = np.ascontiguousarray(np.einsum("kij,kj->ki", CI, amu))
-    else:
-        inv, cst, trc = np.empty((K, d)), np.empty(K), np.empty(K)
-        lo = (a_arr * a_arr).min() * lamk.min() + s2_arr.min()
-        hi = (a_arr * a_arr).max() * lamk.max() + s2_arr.max()
-        lgroup = _LOGDET_GROUP if (lo >= 1e-38 and hi <= 1e38) else 1
+    inv, cst, trc, lgroup, use_inv, CI, bk, amu = _call_constants(
+        diag, lamk, U, UT, means, logw, a_arr, s2_arr, _INVERSE_MAX_COND, _LOGDET_GROUP)
     dt = x.dtype
     out_logp = np.empty(N if "logp" in want else 0, dt)
     out_score = np.empty((N, d) if "score" in want else (0, d), dt)
@@ -428,7 +392,7 @@ def mixture_terms_numba(x, means, U, lam, logw, a, s2, want=("logp", "score")):
         passes = _passes.pass_functions(d, dt)
     args = (x, *consts, diag, (not diag) and d >= _BLAS_MIN_D, use_inv, passes, lgroup,
             "logp" in want, "score" in want, "laplacian" in want, block)
-    _numba_launch.launch(N * K, _serial_kernel, _fused_kernel, args, N, block,
+    _numba_launch.launch(N * mt.shape[0], _serial_kernel, _fused_kernel, args, N, block,
                          (out_logp, out_score, out_lap))
     out = {"logp": out_logp, "score": out_score, "laplacian": out_lap}
     return {name: out[name] for name in want}

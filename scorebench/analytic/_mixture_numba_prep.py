@@ -13,8 +13,10 @@ import numpy as np
 
 from ._mixture_numpy import projected_means
 
-__all__ = ["BLAS_MIN_D", "axis_permutation", "block_size", "coefficient", "prepared",
-           "generic_layout", "STATIC"]
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+__all__ = ["BLAS_MIN_D", "axis_permutation", "block_size", "call_constants", "coefficient",
+           "prepared", "generic_layout", "STATIC"]
 
 # BLAS dgemm for the projections from this dimension on (below it the call overhead dominates).
 BLAS_MIN_D = 8
@@ -110,3 +112,36 @@ def generic_layout(st):
                    np.ascontiguousarray(np.transpose(U, (0, 2, 1))))
         st["generic"] = lay
     return lay
+
+
+def call_constants(diag, lamk, U, UT, means, logw, a, s2, inverse_max_cond, logdet_group):
+    r"""What the generic kernel precomputes per call, in float64: ``(inv, cst, trc, lgroup,
+    use_inv, CI, bk, amu)``.
+
+    At a common time (``a``, ``s2`` of shape (1,)): :math:`1/\lambda_k` (K, d), the constants
+    :math:`\log w_k - \tfrac12 \log\det C_k - \tfrac d2 \log 2\pi` and :math:`\mathrm{tr}\,
+    C_k^{-1}`; and, for full covariances whose every :math:`C_k` has condition number up to
+    ``inverse_max_cond`` (decided whatever is wanted, so that every subset of the outputs gives
+    the same numbers), the one-product path's :math:`C_k^{-1} = U_k \mathrm{diag}(1/\lambda_k)
+    U_k^\top` (K, d, d), :math:`a\mu_k` and :math:`b_k = C_k^{-1} a\mu_k` (K, d). Per-point
+    times: empty arrays, and ``lgroup`` = ``logdet_group`` eigenvalues per log where no product
+    of that many can overflow (all in [1e-38, 1e38]), else 1.
+    """
+    K, d = lamk.shape
+    CI, bk, amu = np.empty((0, d, d)), np.empty((0, d)), np.empty((0, d))
+    if a.size != 1:
+        lo = (a * a).min() * lamk.min() + s2.min()
+        hi = (a * a).max() * lamk.max() + s2.max()
+        lgroup = logdet_group if (lo >= 1e-38 and hi <= 1e38) else 1
+        return np.empty((K, d)), np.empty(K), np.empty(K), lgroup, False, CI, bk, amu
+    var = a[0] * a[0] * lamk + s2[0]
+    inv = 1.0 / var
+    cst = logw - 0.5 * np.log(var).sum(axis=1) - 0.5 * d * _LOG_2PI
+    trc = inv.sum(axis=1)
+    use_inv = (not diag
+               and float((var.max(axis=1) / var.min(axis=1)).max()) <= inverse_max_cond)
+    if use_inv:
+        CI = np.ascontiguousarray((U * inv[:, None, :]) @ UT)  # batched BLAS, not einsum
+        amu = np.ascontiguousarray(a[0] * means, dtype=np.float64)
+        bk = np.ascontiguousarray(np.einsum("kij,kj->ki", CI, amu))
+    return inv, cst, trc, 1, use_inv, CI, bk, amu

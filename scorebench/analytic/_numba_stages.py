@@ -24,8 +24,8 @@ from ._numba_transpose import transpose_tiles
 
 align_numba_arrays()  # 64-byte scratch arrays with 512-bit vectors (before any kernel compiles)
 
-__all__ = ["load_transposed", "store_logp_score", "quad_rows", "quad_rows_per_point",
-           "inverse_rows", "log_weight", "lse_step", "welford"]
+__all__ = ["load_transposed", "store_logp_score", "small_matmul", "quad_rows",
+           "quad_rows_per_point", "inverse_rows", "log_weight", "lse_step", "welford"]
 
 
 @njit(fastmath=False, error_model="numpy", cache=True)
@@ -72,6 +72,19 @@ def store_logp_score(start, n, M, S, SC, want_logp, want_score, out_logp, out_sc
     for c in range(c0, d):
         for i in range(n):
             sc[i, c] = -SC[c, i] if negate else SC[c, i]
+
+
+@njit(fastmath=False, error_model="numpy", cache=True)
+def small_matmul(M, X, out):
+    """``out = M @ X`` for a small square M (d < 8), looping over the block's points."""
+    d, B = X.shape
+    for r in range(d):
+        for i in range(B):
+            out[r, i] = M[r, 0] * X[0, i]
+        for c in range(1, d):
+            u = M[r, c]
+            for i in range(B):
+                out[r, i] += u * X[c, i]
 
 
 @njit(fastmath=False, error_model="numpy", cache=True)
